@@ -1,0 +1,5 @@
+import sys
+
+from bwsk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,3 @@
+from bwsk.analysis.result import Analysis, BlockVerdict, NodeVerdict, Witness
+
+__all__ = ["Analysis", "BlockVerdict", "NodeVerdict", "Witness"]

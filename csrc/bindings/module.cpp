@@ -1,0 +1,11 @@
+// The bwsk._core extension: one registration function per bindings file.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void bind_term(py::module_& m);  // bindings/term.cpp
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "bwsk native core: hash-consed terms, bracket abstraction, normalizer, proofs.";
+    bind_term(m);
+}

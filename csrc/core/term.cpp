@@ -1,0 +1,2 @@
+// Placeholder translation unit until the term store lands.
+namespace bwsk {}
