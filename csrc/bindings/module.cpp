@@ -4,8 +4,10 @@
 namespace py = pybind11;
 
 void bind_term(py::module_& m);  // bindings/term.cpp
+void bind_prove(py::module_& m);  // bindings/prove.cpp
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "bwsk native core: hash-consed terms, bracket abstraction, normalizer, proofs.";
     bind_term(m);
+    bind_prove(m);
 }
