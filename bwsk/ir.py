@@ -52,6 +52,8 @@ class Graph:
     outputs: list[str]
     values: dict[str, Value]
     nodes: list[Node]
+    # the model it came from (an onnx.ModelProto, an nn.Module), to execute witnesses on
+    source: Any = field(default=None, repr=False, compare=False)
 
     @cached_property
     def producer(self) -> dict[str, Node]:
@@ -69,6 +71,21 @@ class Graph:
     def is_const(self, name: str) -> bool:
         value = self.values.get(name)
         return value is not None and value.is_const
+
+    def static_shape(self, name: str) -> tuple[int, ...]:
+        """The concrete shape of ``name``, or a message saying how to make it concrete."""
+        from bwsk.errors import UnsupportedModelError
+
+        value = self.values.get(name)
+        if value is None or value.shape is None:
+            raise UnsupportedModelError(f"shape of {name!r} is unknown; pass input_shapes "
+                                        "to fix the input sizes")
+        symbolic = [d for d in value.shape if not isinstance(d, int)]
+        if symbolic:
+            raise UnsupportedModelError(
+                f"shape of {name!r} has symbolic dim {symbolic[0]!r}; pass input_shapes, e.g. "
+                f"{{{self.inputs[0] if self.inputs else 'input'!r}: (1, 8)}}")
+        return tuple(value.shape)
 
     def variable_inputs(self, node: Node) -> list[int]:
         """Positions of ``node``'s inputs that are not constants (its argument, jointly)."""

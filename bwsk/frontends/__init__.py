@@ -1,0 +1,1 @@
+"""Frontends: ONNX files and PyTorch modules become the shared graph IR (``bwsk.ir``)."""
