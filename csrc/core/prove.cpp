@@ -10,6 +10,8 @@ void check(const ProveGraph& g) {
     auto nodes = g.in_off.empty() ? 0 : g.in_off.size() - 1;
     if (g.out_off.size() != g.in_off.size())
         throw std::invalid_argument("prove: in_off and out_off must have the same length");
+    if (g.out_needed.size() != g.out_ids.size())
+        throw std::invalid_argument("prove: out_needed must have one entry per node output");
     if (g.in_recover.size() != g.in_ids.size())
         throw std::invalid_argument("prove: in_recover must have one entry per node input");
     if (nodes && (g.in_off.back() != static_cast<std::int32_t>(g.in_ids.size()) ||
@@ -61,6 +63,17 @@ struct Solver {
         return true;
     }
 
+    // True when the node has outputs the inverse needs and all of them are known.
+    bool needed_known(std::int32_t lo, std::int32_t hi) const {
+        bool any = false;
+        for (auto i = lo; i < hi; ++i) {
+            if (!g.out_needed[i]) continue;
+            if (!r.known[g.out_ids[i]]) return false;
+            any = true;
+        }
+        return any;
+    }
+
     // Applies every rule of node k that fires; knowledge it creates re-queues neighbours.
     void visit(std::int32_t k) {
         auto ilo = g.in_off[k], ihi = g.in_off[k + 1], olo = g.out_off[k], ohi = g.out_off[k + 1];
@@ -68,7 +81,7 @@ struct Solver {
             r.steps.push_back({k, -1});
             for (auto i = olo; i < ohi; ++i) learn(g.out_ids[i]);
         }
-        if (!all_known(g.out_ids, olo, ohi) || olo == ohi) return;
+        if (!needed_known(olo, ohi)) return;
         for (auto i = ilo; i < ihi; ++i) {
             auto how = static_cast<Recover>(g.in_recover[i]);
             if (r.known[g.in_ids[i]] || how == Recover::No) continue;

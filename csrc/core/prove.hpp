@@ -20,7 +20,8 @@ struct ProveGraph {
     // CSR layout: node k's inputs are in_ids[in_off[k] .. in_off[k+1]), likewise outputs.
     std::vector<std::int32_t> in_off, in_ids;
     std::vector<std::uint8_t> in_recover;  // one Recover per entry of in_ids
-    std::vector<std::int32_t> out_off, out_ids;  // the outputs the inverse needs
+    std::vector<std::int32_t> out_off, out_ids;  // every output a forward run produces
+    std::vector<std::uint8_t> out_needed;  // per out_ids entry: does recovering inputs need it
     std::vector<std::int32_t> known_from_start;  // graph outputs and constants
 };
 
