@@ -1,0 +1,124 @@
+"""The terminal summary: the verdict with its certificate, counts, erasure points, blocks.
+
+Everything user-provided (node names, reasons) goes through ``Text`` so that a name such as
+``h[0]`` is never read as rich markup.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from bwsk.analysis.result import Analysis, BlockVerdict, NodeVerdict
+from bwsk.report.json import summary, variable_inputs
+
+STYLE = {"S": "bold green", "K": "bold red", "GRAY": "bold bright_black"}
+MEANING = {"S": "injective (proved)", "K": "not injective (collision witness)",
+           "GRAY": "undecided"}
+
+
+def _verdict(verdict: str) -> Text:
+    return Text(verdict, style=STYLE.get(verdict, ""))
+
+
+def headline(analysis: Analysis) -> Text:
+    text = Text.assemble(("model ", "dim"), (analysis.model, "bold"), ("  verdict ", "dim"),
+                         _verdict(analysis.verdict), f" — {MEANING.get(analysis.verdict, '')}")
+    if analysis.reason:
+        text.append(f"\n  {analysis.reason}")
+    return text
+
+
+def certificate(analysis: Analysis) -> Text:
+    """One or more lines saying what backs the model's verdict."""
+    if analysis.verdict == "S":
+        inv = "available" if analysis.inverse is not None else "not built"
+        return Text(f"certificate: left-inverse program {inv}")
+    if analysis.verdict == "K":
+        return Text("certificate: " + _witness_line(analysis))
+    conditions = analysis.conditions or ["no deciding condition known"]
+    return Text("would be decided by: " + "; ".join(conditions))
+
+
+def _witness_line(analysis: Analysis) -> str:
+    witness = analysis.witness
+    if witness is None:
+        return "no witness attached"
+    parts = []
+    for name in variable_inputs(analysis.graph):
+        if name in witness.a and name in witness.b:
+            a = np.asarray(witness.a[name], dtype=np.float64)
+            b = np.asarray(witness.b[name], dtype=np.float64)
+            gap = float(np.abs(a - b).max()) if a.size else 0.0
+            parts.append(f"{name}{list(a.shape)} max|a-b|={gap:.3g}")
+    return "collision witness a≠b with equal outputs: " + ", ".join(parts)
+
+
+def counts_table(analysis: Analysis) -> Table:
+    info = summary(analysis)
+    table = Table(title=f"{info['ops']} primitive ops", title_justify="left")
+    for column in ("verdict", "ops", "ratio"):
+        table.add_column(column, justify="left" if column == "verdict" else "right")
+    for key, ratio in (("S", "s_ratio"), ("K", "k_ratio"), ("GRAY", "gray_ratio")):
+        table.add_row(_verdict(key), str(info[key]), f"{100 * info[ratio]:.1f} %")
+    return table
+
+
+def erasure_table(nodes: list[NodeVerdict], top: int = 10) -> Table | None:
+    """The K nodes losing the most degrees of freedom (unknown counts last)."""
+    erasing = [n for n in nodes if n.verdict == "K"]
+    if not erasing:
+        return None
+    erasing.sort(key=lambda n: (n.erased_dims is None, -(n.erased_dims or 0)))
+    shown = erasing[:top]
+    title = f"top erasure points ({len(shown)} of {len(erasing)})"
+    table = Table(title=title, title_justify="left")
+    for column in ("node", "op", "erased dims", "reason"):
+        table.add_column(column, overflow="fold")
+    for n in shown:
+        dims = "?" if n.erased_dims is None else str(n.erased_dims)
+        table.add_row(Text(n.name), Text(n.op), dims, Text(n.reason))
+    return table
+
+
+def dedup_blocks(blocks: list[BlockVerdict]) -> list[tuple[BlockVerdict, int]]:
+    """Each distinct block with its number of occurrences (itself plus its repeats)."""
+    repeats = Counter(b.repeat_of for b in blocks if b.repeat_of is not None)
+    names = {b.name for b in blocks}
+    out = [(b, 1 + repeats.get(b.name, 0)) for b in blocks if b.repeat_of is None]
+    # A repeat whose original is missing still has to be shown once.
+    orphans = [b for b in blocks if b.repeat_of is not None and b.repeat_of not in names]
+    seen: set[str] = set()
+    for b in orphans:
+        if b.repeat_of not in seen:
+            seen.add(b.repeat_of)
+            out.append((b, repeats[b.repeat_of]))
+    return out
+
+
+def blocks_table(blocks: list[BlockVerdict]) -> Table | None:
+    if not blocks:
+        return None
+    table = Table(title=f"blocks ({len(blocks)})", title_justify="left")
+    for column in ("block", "kind", "verdict", "reason"):
+        table.add_column(column, overflow="fold")
+    for block, count in dedup_blocks(blocks):
+        label = f"{count} × {block.name}" if count > 1 else block.name
+        reason = block.reason + ("".join(f"; if {c}" for c in block.conditions))
+        table.add_row(Text(label), Text(block.kind), _verdict(block.verdict), Text(reason))
+    return table
+
+
+def render_summary(analysis: Analysis) -> Group:
+    parts = [headline(analysis), certificate(analysis), counts_table(analysis)]
+    parts += [t for t in (erasure_table(analysis.nodes), blocks_table(analysis.blocks)) if t]
+    return Group(*parts)
+
+
+def print_summary(analysis: Analysis, console: Console | None = None) -> None:
+    """Print the summary to the terminal (stdout unless a console is given)."""
+    (console or Console()).print(render_summary(analysis))
