@@ -166,8 +166,8 @@ class _DotBuilder:
         for gid, members in self.groups.items():
             if members[0].parent is parent:
                 self._emit_group(dot, gid, members)
-        for i, child in enumerate(c for c in self.clusters if c.parent is parent):
-            with dot.subgraph(name=f"cluster_{id(child)}_{i}") as sub:
+        for child in (c for c in self.clusters if c.parent is parent):
+            with dot.subgraph(name=f"cluster_{self.clusters.index(child)}") as sub:
                 border = BORDER.get(child.verdict or "", "#9e9e9e")
                 sub.attr(label=_esc(child.label), color=border, penwidth="1.5",
                          style="rounded", fontsize="11")
@@ -178,8 +178,9 @@ class _DotBuilder:
         verdict = v.verdict if v else "?"
         label = f"{_esc(_short(name))}\\n{_esc(v.op if v else op)}"
         if verdict == "K":
-            dims = "? dims" if v.erased_dims is None else f"{v.erased_dims} dims"
-            label += f"\\nerases {dims}"
+            dims = v.erased_dims
+            label += "\\nerases ? dims" if dims is None else \
+                f"\\nerases {dims} dim{'s' if dims != 1 else ''}"
         dot.node(self.ids[name], label, fillcolor=FILL.get(verdict, "white"),
                  tooltip=_esc(f"{verdict}: {v.reason}" if v else "no verdict"))
 

@@ -85,6 +85,24 @@ def erasure_table(nodes: list[NodeVerdict], top: int = 10) -> Table | None:
     return table
 
 
+def gray_table(nodes: list[NodeVerdict], top: int = 8) -> Table | None:
+    """Undecided ops grouped by operator, with what would decide them."""
+    groups: dict[str, list[NodeVerdict]] = {}
+    for n in nodes:
+        if n.verdict == "GRAY":
+            groups.setdefault(n.op, []).append(n)
+    if not groups:
+        return None
+    table = Table(title="undecided (GRAY) ops", title_justify="left")
+    for column in ("op", "count", "would be decided by"):
+        table.add_column(column, overflow="fold")
+    for op, members in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:top]:
+        conditions = dict.fromkeys(c for n in members for c in n.conditions)
+        decided_by = "; ".join(list(conditions)[:3]) or members[0].reason
+        table.add_row(Text(op), str(len(members)), Text(decided_by))
+    return table
+
+
 def dedup_blocks(blocks: list[BlockVerdict]) -> list[tuple[BlockVerdict, int]]:
     """Each distinct block with its number of occurrences (itself plus its repeats)."""
     repeats = Counter(b.repeat_of for b in blocks if b.repeat_of is not None)
@@ -115,7 +133,9 @@ def blocks_table(blocks: list[BlockVerdict]) -> Table | None:
 
 def render_summary(analysis: Analysis) -> Group:
     parts = [headline(analysis), certificate(analysis), counts_table(analysis)]
-    parts += [t for t in (erasure_table(analysis.nodes), blocks_table(analysis.blocks)) if t]
+    tables = (erasure_table(analysis.nodes), gray_table(analysis.nodes),
+              blocks_table(analysis.blocks))
+    parts += [t for t in tables if t is not None]
     return Group(*parts)
 
 

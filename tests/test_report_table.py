@@ -1,0 +1,46 @@
+"""The terminal summary: certificate lines, counts, erasure points, deduplicated blocks."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from test_report_common import toy_analysis
+
+from bwsk.analysis import Analysis
+from bwsk.ir import Graph
+from bwsk.report import print_summary
+
+
+def _text(analysis: Analysis) -> str:
+    console = Console(record=True, width=140, file=open("/dev/null", "w"))  # noqa: SIM115
+    print_summary(analysis, console)
+    console.file.close()
+    return console.export_text()
+
+
+def test_k_summary_has_counts_witness_erasures_and_deduplicated_blocks():
+    text = _text(toy_analysis(layers=3))
+    assert "verdict K" in text and "13 primitive ops" in text
+    assert "53.8 %" in text  # 7 of 13 ops are K
+    assert "collision witness" in text and "x[2, 4] max|a-b|=5" in text
+    assert "3 × h.0" in text and "h.1" not in text.split("blocks")[1]
+    lines = [line for line in text.splitlines() if "/add" in line]
+    assert lines and all(" 4 " in line for line in lines)
+
+
+def test_s_and_gray_certificates():
+    assert "left-inverse program available" in _text(toy_analysis(verdict="S"))
+    gray = _text(toy_analysis(verdict="GRAY"))
+    assert "would be decided by: W has full column rank" in gray
+    assert "undecided (GRAY) ops" in gray and "matmul" in gray
+
+
+def test_markup_in_names_is_printed_literally():
+    analysis = toy_analysis()
+    analysis.nodes[-1].name = "[bold]head[/bold]"
+    assert "[bold]head[/bold]" in _text(analysis)
+
+
+def test_empty_model_prints_zero_ratios():
+    empty = Analysis("empty", Graph("empty", [], [], {}, []), "S", "no ops", [])
+    text = _text(empty)
+    assert "0 primitive ops" in text and "0.0 %" in text
