@@ -1,0 +1,99 @@
+"""Loading the Lark grammar and turning Lark's exceptions into ``TermSyntaxError``.
+
+The grammar ships inside the package (CMake installs it to ``bwsk/grammar/``); in a source
+checkout the repository's ``grammar/`` is the one edited, so it wins.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from bwsk.errors import TermSyntaxError
+
+# Terminal names as a user would type them, for "expected ..." messages.
+_SPELLING = {"NAME": "a name", "REF": "%reference", "INT": "an integer",
+             "FLOAT": "a number", "STRING": "a string", "$END": "end of input"}
+_MAX_EXPECTED = 6
+_TERM_START = frozenset({"LET", "BACKSLASH", "Λ", "LESSTHAN", "HASH", "LPAR", "NAME", "REF",
+                         "S", "K", "I", "B", "C", "W"})
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+def grammar_text() -> str:
+    """The text of bwsk.lark: the source tree's when running from one (an editable install's
+    packaged copy is only refreshed by a rebuild), else the copy installed with the package."""
+    source_tree = Path(__file__).resolve().parents[2] / "grammar" / "bwsk.lark"
+    if source_tree.is_file():
+        return source_tree.read_text(encoding="utf-8")
+    return (resources.files("bwsk") / "grammar" / "bwsk.lark").read_text(encoding="utf-8")
+
+
+@functools.cache
+def lark_parser() -> Lark:
+    """The LALR parser; built once per process (building the tables takes ~0.1 s)."""
+    return Lark(grammar_text(), parser="lalr", lexer="basic", start="start")
+
+
+def _describe(terminal: str) -> str:
+    if terminal == "a term":
+        return terminal
+    if terminal in _SPELLING:
+        return _SPELLING[terminal]
+    try:
+        pattern = lark_parser().get_terminal(terminal).pattern
+    except KeyError:
+        return terminal
+    return f"'{pattern.value}'" if pattern.type == "str" else terminal
+
+
+def _expected(names) -> str:
+    names = set(names)
+    starters = names & _TERM_START
+    if len(starters) > len(_TERM_START) // 2:  # "a term" instead of a dozen token kinds
+        names = (names - _TERM_START) | {"a term"}
+    shown = sorted({_describe(n) for n in names})
+    if not shown:
+        return ""
+    more = ", ..." if len(shown) > _MAX_EXPECTED else ""
+    return "; expected " + ", ".join(shown[:_MAX_EXPECTED]) + more
+
+
+def line_of(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def syntax_error(message: str, text: str, source: str, line: int, column: int) -> TermSyntaxError:
+    return TermSyntaxError(message, source=source, line=line, column=column,
+                           line_text=line_of(text, line))
+
+
+def error_at(message: str, token: Token, text: str, source: str) -> TermSyntaxError:
+    """A syntax error located at ``token``."""
+    return syntax_error(message, text, source, token.line or 1, token.column or 1)
+
+
+def convert(exc: UnexpectedInput, text: str, source: str) -> TermSyntaxError:
+    """Lark's exception, rephrased for a user, with the offending line and a caret."""
+    if isinstance(exc, UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        message = f"unexpected character {char!r}"
+        return syntax_error(message, text, source, exc.line, exc.column)
+    if isinstance(exc, UnexpectedEOF) or (
+            isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        line = text.count("\n") + 1
+        column = len(text) - (text.rfind("\n") + 1) + 1
+        if not _COMMENT.sub("", text).strip():
+            return syntax_error("empty term", text, source, line, column)
+        return syntax_error(f"unexpected end of input{_expected(exc.expected)}", text, source,
+                            line, column)
+    if isinstance(exc, UnexpectedToken):
+        message = f"unexpected {exc.token.value!r}{_expected(exc.expected)}"
+        return error_at(message, exc.token, text, source)
+    return syntax_error(str(exc).splitlines()[0], text, source, exc.line, exc.column)
