@@ -1,0 +1,216 @@
+"""The training loop: AdamW, cosine schedule with warmup, clipping, early stopping,
+atomic checkpoints with exact resume, clean Ctrl-C, and a refusal to continue past NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+
+from bwsk.errors import TrainingError
+from bwsk.train import checkpoint, results
+from bwsk.train.config import TrainConfig
+from bwsk.train.data import TrainBatches, Vocab, eval_windows, load_splits
+from bwsk.train.distributed import World, setup
+from bwsk.train.memory import peak_rss_bytes, saved_bytes_of_step
+from bwsk.train.models import build_model, check_context
+from bwsk.train.modes import apply_mode
+
+
+def cosine_with_warmup(warmup: int, total: int):
+    """LR multiplier: linear warmup, then cosine decay to zero at ``total``."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+class _StopSignal:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint is whole."""
+
+    def __init__(self):
+        self.caught: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignal:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        self.caught = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, world: World | None = None):
+        self.cfg = cfg.validate()
+        self.world = world or setup(cfg.batch_size)
+        self.out = results.prepare_out(cfg, self.world.is_main)
+        splits = load_splits(cfg.data)
+        self.data_source = splits.source
+        self.vocab = Vocab.build(splits.train)
+        self.streams = {name: self.vocab.encode(getattr(splits, name))
+                        for name in ("train", "valid", "test")}
+        self.batches = TrainBatches(self.streams["train"], cfg.seq_len, cfg.batch_size,
+                                    cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.arch, len(self.vocab), layers=cfg.layers,
+                                 d_model=cfg.d_model, heads=cfg.heads, dropout=cfg.dropout)
+        check_context(self.model, cfg.seq_len)
+        sample = torch.cat(self.batches.batch(0), dim=1)[:, :cfg.seq_len + 1]
+        self.mode_info = apply_mode(self.model, cfg.mode, self.world.shard(sample),
+                                    cfg.memory_budget)
+        self.net = self.world.wrap(self.model)
+        self.total_steps = min(cfg.max_steps or 10**12, cfg.epochs * self.batches.steps_per_epoch)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+                                     weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, cosine_with_warmup(min(cfg.warmup_steps, self.total_steps),
+                                         self.total_steps))
+        self.state: dict[str, Any] = {"step": 0, "losses": [], "evals": [], "best_val": None,
+                                      "bad_evals": 0, "train_time": 0.0, "stopped": None}
+
+    # -- one step -------------------------------------------------------------------------
+    def _autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _loss(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            logits = net(x)
+        return nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+
+    def _step(self, step: int) -> float:
+        x, y = (self.world.shard(t) for t in self.batches.batch(step))
+        loss = self._loss(self.net, x, y)
+        if self.world.any(not torch.isfinite(loss).item()):
+            raise TrainingError(f"loss is {loss.item()} at step {step + 1}: training stopped; "
+                                f"the last good checkpoint in {self.out / 'checkpoints'} "
+                                "is kept")
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    # -- evaluation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: str) -> float:
+        """Mean NLL per word-level token over the whole split."""
+        self.model.eval()
+        total, count = 0.0, 0
+        for x, y in eval_windows(self.streams[split], self.cfg.seq_len,
+                                 max(16, self.cfg.batch_size)):
+            with self._autocast():
+                logits = self.model(x)
+            total += nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
+                                                 reduction="sum").item()
+            count += y.numel()
+        self.model.train()
+        return total / count
+
+    def _early_stop(self) -> bool:
+        """Evaluate on val; True once ``patience`` evaluations passed without improvement."""
+        val = self.evaluate("valid")
+        self.state["evals"].append({"step": self.state["step"], "val_loss": val})
+        best = self.state["best_val"]
+        if best is None or val < best:
+            self.state["best_val"], self.state["bad_evals"] = val, 0
+        else:
+            self.state["bad_evals"] += 1
+        return 0 < self.cfg.patience <= self.state["bad_evals"]
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def save(self) -> None:
+        if self.world.is_main:
+            state = dict(self.state, optimizer=self.opt.state_dict(),
+                         scheduler=self.sched.state_dict(), rng=torch.get_rng_state(),
+                         config=self.cfg.to_dict(), vocab_size=len(self.vocab))
+            checkpoint.save(self.out, self.model, state)
+        self.world.barrier()
+
+    def resume(self) -> None:
+        saved = checkpoint.load(self.out, self.model)
+        changed = self.cfg.differs_from(saved.get("config", {}))
+        if changed:
+            raise TrainingError(f"--resume: the checkpoint was trained with different "
+                                f"{', '.join('--' + c.replace('_', '-') for c in changed)}")
+        self.opt.load_state_dict(saved["optimizer"])
+        self.sched.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        self.state = {k: saved[k] for k in self.state}
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        if self.cfg.resume:
+            self.resume()
+        with _StopSignal() as stop:
+            self._train(stop)
+        if self.state["stopped"] == "interrupted":
+            self.save()
+            raise KeyboardInterrupt
+        self.save()
+        return self._finish()
+
+    def _train(self, stop: _StopSignal) -> None:
+        bar = results.progress(self.cfg, self.world.is_main, self.total_steps, self.state["step"])
+        self.model.train()
+        while self.state["step"] < self.total_steps:
+            if self.world.any(stop.caught is not None):
+                self.state["stopped"] = "interrupted"
+                break
+            t0 = time.perf_counter()
+            loss = self._step(self.state["step"])
+            self.state["train_time"] += time.perf_counter() - t0
+            self.state["step"] += 1
+            self.state["losses"].append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if self._periodic():
+                break
+        else:
+            self.state["stopped"] = self.state["stopped"] or "max_steps"
+        bar.close()
+
+    def _periodic(self) -> bool:
+        """Evaluate and checkpoint on schedule; True when early stopping fires."""
+        step, cfg = self.state["step"], self.cfg
+        stop = step % cfg.eval_every == 0 and self._early_stop()
+        if stop:
+            self.state["stopped"] = "early_stopping"
+        if step % cfg.checkpoint_every == 0 and step < self.total_steps and not stop:
+            self.save()
+        return stop
+
+    def _finish(self) -> dict[str, Any]:
+        val, test = self.evaluate("valid"), self.evaluate("test")
+        x, y = (self.world.shard(t) for t in self.batches.batch(0))
+        saved = saved_bytes_of_step(self.net, lambda: self._loss(self.net, x, y))
+        tokens = self.state["step"] * self.cfg.batch_size * self.cfg.seq_len
+        summary = results.summarize(self, val=val, test=test, saved_bytes=saved,
+                                    peak_rss=peak_rss_bytes(), tokens=tokens)
+        if self.world.is_main:
+            results.write(self.out, summary, self.state)
+        self.world.close()
+        return summary
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    return Trainer(cfg).run()

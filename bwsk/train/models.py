@@ -1,0 +1,99 @@
+"""Causal language models for training, built offline from transformers configs.
+
+Only decoder-only (causal) architectures have a next-word perplexity; encoder and
+encoder-decoder models (BERT, T5, Switch) are refused by name rather than trained
+with a different objective under the same label.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bwsk.errors import TrainingError, UnsupportedModelError
+
+CAUSAL_ARCHS = ("gpt2", "opt-350m")
+NON_CAUSAL = ("bert-base", "t5-small", "switch-base-8")
+
+
+class CausalLM(nn.Module):
+    """A transformers causal LM seen as ``ids -> logits``, with its block list exposed."""
+
+    def __init__(self, hf_model: nn.Module, arch: str):
+        super().__init__()
+        self.hf = hf_model
+        self.arch = arch
+
+    @property
+    def context(self) -> int:
+        cfg = self.hf.config
+        return int(getattr(cfg, "n_positions", None) or cfg.max_position_embeddings)
+
+    def blocks(self) -> nn.ModuleList:
+        if self.arch == "gpt2":
+            return self.hf.transformer.h
+        return self.hf.model.decoder.layers
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.hf(input_ids=ids, use_cache=False).logits
+
+
+def build_model(arch: str, vocab_size: int, *, layers: int | None, d_model: int | None,
+                heads: int | None, dropout: float) -> CausalLM:
+    """Random-weight model of a zoo architecture with the word vocabulary and size overrides."""
+    if arch in NON_CAUSAL:
+        raise UnsupportedModelError(f"bwsk train needs a causal language model; {arch} is not "
+                                    f"one (choose {' or '.join(CAUSAL_ARCHS)})")
+    if arch == "gpt2":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        cfg = GPT2Config(vocab_size=vocab_size, n_positions=1024,
+                         n_layer=layers or 12, n_embd=d_model or 768, n_head=heads or 12,
+                         resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+                         bos_token_id=1, eos_token_id=1, use_cache=False)
+        _check_heads(cfg.n_embd, cfg.n_head)
+        return CausalLM(GPT2LMHeadModel(cfg), "gpt2")
+    if arch == "opt-350m":
+        from transformers import OPTConfig, OPTForCausalLM
+
+        d = d_model or 1024
+        cfg = OPTConfig(vocab_size=vocab_size, hidden_size=d, num_hidden_layers=layers or 24,
+                        num_attention_heads=heads or 16, ffn_dim=4 * d, word_embed_proj_dim=d,
+                        max_position_embeddings=2048, dropout=dropout,
+                        attention_dropout=dropout, do_layer_norm_before=True,
+                        bos_token_id=1, eos_token_id=1, pad_token_id=0, use_cache=False)
+        _check_heads(d, cfg.num_attention_heads)
+        return CausalLM(OPTForCausalLM(cfg), "opt-350m")
+    if Path(arch).exists():
+        return load_pretrained(Path(arch))
+    raise UnsupportedModelError(f"unknown architecture {arch!r} (choose {', '.join(CAUSAL_ARCHS)}"
+                                f" or a local checkpoint directory)")
+
+
+def load_pretrained(path: Path) -> CausalLM:
+    """A transformers causal LM saved with ``save_pretrained`` (local files only)."""
+    if not (path / "config.json").is_file():
+        raise UnsupportedModelError(f"{path}: no config.json (not a transformers checkpoint)")
+    from transformers import AutoModelForCausalLM
+
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise UnsupportedModelError(f"cannot load {path}: {exc}".splitlines()[0]) from exc
+    kind = hf.config.model_type
+    if kind not in ("gpt2", "opt"):
+        raise UnsupportedModelError(f"{path}: model type {kind!r} is not supported for training")
+    return CausalLM(hf, "gpt2" if kind == "gpt2" else "opt-350m")
+
+
+def _check_heads(d_model: int, heads: int) -> None:
+    if d_model % heads:
+        raise TrainingError(f"--d-model {d_model} is not divisible by --heads {heads}")
+
+
+def check_context(model: CausalLM, seq_len: int) -> None:
+    if seq_len > model.context:
+        raise TrainingError(f"--seq-len {seq_len} exceeds the model's context of "
+                            f"{model.context} positions")
