@@ -9,6 +9,18 @@ from pathlib import Path
 from bwsk.errors import BwskError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | os.PathLike[str], target: Path) -> None:
+    """Give a finished temporary file ordinary permissions and rename it over ``target``."""
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a report is for sharing
+    os.replace(tmp, target)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it into place.
 
@@ -26,7 +38,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, target)
+        publish(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise BwskError(f"cannot write {target}: {exc.strerror or exc}") from None

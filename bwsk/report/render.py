@@ -20,7 +20,7 @@ import graphviz
 from bwsk.analysis.result import Analysis, BlockVerdict
 from bwsk.errors import BwskError
 from bwsk.ir import Graph
-from bwsk.report.files import atomic_write_text
+from bwsk.report.files import atomic_write_text, publish
 from bwsk.report.json import variable_inputs
 
 FILL = {"S": "#b7e4b0", "K": "#f4a6a6", "GRAY": "#d9d9d9"}
@@ -262,7 +262,7 @@ def _run_dot(exe: str, dot_path: Path, target: Path, fmt: str) -> None:
         if proc.returncode != 0:
             first = (proc.stderr.strip().splitlines() or ["no message"])[0]
             raise BwskError(f"Graphviz 'dot' failed on {dot_path}: {first}")
-        os.replace(tmp, target)
+        publish(tmp, target)
     except subprocess.TimeoutExpired:
         raise BwskError(f"Graphviz 'dot' took over {DOT_TIMEOUT_S} s on {dot_path}; "
                         "open the .dot file with another viewer") from None
