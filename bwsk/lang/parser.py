@@ -185,7 +185,7 @@ def parse(text: str, source: str = "<term>"):
     """Parse term text into a hash-consed :class:`bwsk.term.Term`."""
     from bwsk.term import build
 
-    return build(parse_records(text, source))[-1]
+    return build(parse_records(text, source))
 
 
 def read_source(path: str | Path) -> str:
