@@ -23,7 +23,8 @@
 
 namespace bwsk::rev {
 
-// Default fixed-point scale: step 2^-24 (about 6e-8), range +-2^39. With 24 fractional
+// Default fixed-point scale: step 2^-24 (about 6e-8); entry values must be below 2^38 in
+// magnitude (checked), leaving headroom for the additions. With 24 fractional
 // bits a float32 value round-trips through quantize/dequantize within half a step.
 constexpr int kDefaultFracBits = 24;
 

@@ -55,7 +55,7 @@ void couple_fixed_into(at::Tensor& out, const at::Tensor& q, const at::Tensor& f
 
 at::Tensor couple_cuda(const at::Tensor& a, const at::Tensor& b, int64_t sign) {
   check_couple(a, b, sign);
-  at::Tensor out = at::empty_like(a, at::MemoryFormat::Contiguous);
+  at::Tensor out = at::empty_like(a);
   couple_into(out, a, b, sign);
   return out;
 }
@@ -68,7 +68,7 @@ void couple_inplace_cuda(at::Tensor& a, const at::Tensor& b, int64_t sign) {
 at::Tensor couple_fixed_cuda(const at::Tensor& q, const at::Tensor& f, int64_t sign,
                              int64_t frac_bits) {
   check_couple_fixed(q, f, sign, frac_bits);
-  at::Tensor out = at::empty_like(q, at::MemoryFormat::Contiguous);
+  at::Tensor out = at::empty_like(q);
   couple_fixed_into(out, q, f, sign, frac_bits);
   return out;
 }
