@@ -1,0 +1,187 @@
+"""Linear maps with constant weights: injective iff the weight has full column rank. The rank
+is numerical (singular values against a tolerance, both reported); a rank deficit gives a
+kernel vector, hence a collision x, x + v."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bwsk.catalogue.base import Ctx, Judgement, collision, entry, gray, injective, replace
+from bwsk.catalogue.layout import concrete
+from bwsk.catalogue.run import run_node
+
+
+def spectrum(m: np.ndarray) -> tuple[float, float, float]:
+    """(smallest singular value, largest, rank tolerance) of the map x -> m @ x (columns)."""
+    a = np.asarray(m, np.float64)
+    gram = a.T @ a
+    s = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0, None))
+    eps = np.finfo(np.float32 if np.asarray(m).dtype != np.float64 else np.float64).eps
+    tol = float(s.max(initial=0.0) * max(a.shape) * eps)
+    return float(s.min(initial=0.0)), float(s.max(initial=0.0)), tol
+
+
+def null_vector(m: np.ndarray) -> np.ndarray:
+    """A unit-max-norm v with m @ v ~ 0 (m has more columns than rank)."""
+    a = np.asarray(m, np.float64)
+    _, _, vt = np.linalg.svd(a, full_matrices=True)
+    v = vt[-1]
+    return v / np.abs(v).max()
+
+
+def rank_verdict(ctx: Ctx, m: np.ndarray, what: str, invert, shift) -> Judgement:
+    """S or K for x -> m @ x (columns of m = input dims); ``shift(ins, v)`` applies a kernel v."""
+    rows, cols = m.shape
+    if rows < cols:
+        return collision(ctx, f"{what} maps {cols} dims to {rows}",
+                         lambda ins, rng: (ins, shift(ins, null_vector(m))), cols - rows)
+    if not ctx.weights:
+        return gray(ctx, f"{what}: weights not read (weights=False)",
+                    f"{what} has full column rank {cols}")
+    smin, smax, tol = spectrum(m)
+    cond = f"smallest singular value {smin:.3g}, tolerance {tol:.3g}"
+    if smin > tol:
+        return injective(ctx, f"{what} has full column rank {cols} ({cond})", invert,
+                         bijective=rows == cols, well_conditioned=smax / smin < 1e6)
+    return collision(ctx, f"{what} is rank-deficient ({cond})",
+                     lambda ins, rng: (ins, shift(ins, null_vector(m))))
+
+
+def _shift_last(slot: int, v: np.ndarray):
+    def shift(ins, _v=v):
+        x = np.asarray(ins[slot])
+        return replace(ins, slot, (x + np.asarray(_v, x.dtype)).astype(x.dtype))
+    return lambda ins, v: shift(ins, v)
+
+
+@entry("matmul", "2", "x @ W is injective iff W has full row rank (rank = dim of x's rows)")
+def _matmul(ctx: Ctx) -> Judgement:
+    var = ctx.var_slots
+    if len(var) == 2:
+        return collision(ctx, "matmul of two variables: (2x) @ (y/2) = x @ y",
+                         lambda ins, rng: (ins, replace(replace(ins, 0, ins[0] * 2), 1, ins[1] / 2)))
+    if not var:
+        return injective(ctx, "no variable input", None)
+    slot = var[0]
+    w = ctx.const(1 - slot)
+    if w is None or w.ndim != 2:
+        return gray(ctx, "matmul with a batched or vector weight", "the weight has full rank")
+    if slot == 0:  # y = x @ W: columns of the map are rows of W
+        m = w.T
+        inv = lambda s, ins, outs: (outs[0] @ np.linalg.pinv(w.astype(np.float64))).astype(outs[0].dtype)  # noqa: E731
+        shift = lambda ins, v: replace(ins, 0, (ins[0] + v.astype(ins[0].dtype)))  # noqa: E731
+    else:  # y = W @ x
+        m = w
+        inv = lambda s, ins, outs: (np.linalg.pinv(w.astype(np.float64)) @ outs[0]).astype(outs[0].dtype)  # noqa: E731
+        shift = lambda ins, v: replace(ins, 1, ins[1] + v.astype(ins[1].dtype)[:, None])  # noqa: E731
+    return rank_verdict(ctx, m, f"matmul weight {tuple(w.shape)}", inv, shift)
+
+
+@entry("gemm", "2..3", "alpha*A'B' + beta*C: as matmul in the variable factor; C is a translation")
+def _gemm(ctx: Ctx) -> Judgement:
+    var = ctx.var_slots
+    alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
+    ta, tb = int(ctx.attr("transA", 0)), int(ctx.attr("transB", 0))
+    if var == [2] and beta != 0:
+        return injective(ctx, "gemm is a translation of C", lambda s, ins, outs: _gemm_c(ins, outs, alpha, beta, ta, tb))
+    if len(var) != 1 or var[0] == 2 or alpha == 0:
+        return collision(ctx, "gemm of several variables", lambda ins, rng: (ins, _gemm_two(ins, var)))
+    c = ctx.const(2) if ctx.present(2) else None
+    bias = 0 if c is None else beta * c
+    if var == [0]:
+        b = ctx.const(1).T if tb else ctx.const(1)
+        def inv(s, ins, outs):
+            a = np.asarray((outs[0] - bias) / alpha, np.float64) @ np.linalg.pinv(b.astype(np.float64))
+            return (a.T if ta else a).astype(outs[0].dtype)
+        shift = lambda ins, v: replace(ins, 0, ins[0] + (v[:, None] if ta else v).astype(ins[0].dtype))  # noqa: E731
+        return rank_verdict(ctx, b.T, f"gemm weight {tuple(b.shape)}", inv, shift)
+    a = ctx.const(0).T if ta else ctx.const(0)
+    def inv(s, ins, outs):
+        x = np.linalg.pinv(a.astype(np.float64)) @ np.asarray((outs[0] - bias) / alpha, np.float64)
+        return (x.T if tb else x).astype(outs[0].dtype)
+    shift = lambda ins, v: replace(ins, 1, ins[1] + (v if tb else v[:, None]).astype(ins[1].dtype))  # noqa: E731
+    return rank_verdict(ctx, a, f"gemm weight {tuple(a.shape)}", inv, shift)
+
+
+def _gemm_c(ins, outs, alpha, beta, ta, tb):
+    a, b = (ins[0].T if ta else ins[0]), (ins[1].T if tb else ins[1])
+    return ((outs[0] - alpha * a @ b) / beta).astype(outs[0].dtype)
+
+
+def _gemm_two(ins, var):
+    i, j = var[:2]
+    if {i, j} == {0, 1}:
+        return replace(replace(ins, 0, ins[0] * 2), 1, ins[1] / 2)
+    out = replace(ins, i, ins[i] * 0)
+    return out
+
+
+def operator_matrix(ctx: Ctx, slot: int, limit: int = 4096) -> np.ndarray | None:
+    """The matrix of a linear op in ``slot`` (rows: outputs), by running it on a basis.
+    Batch-major ops only (axis 0 is the batch); None when too large or shapes unknown."""
+    shape = concrete(ctx.shape(slot))
+    if shape is None or not shape or int(np.prod(shape[1:])) > limit:
+        return None
+    n = int(np.prod(shape[1:]))
+    ins = [ctx.const(i) if i != slot else np.eye(n, dtype=np.float32).reshape((n, *shape[1:]))
+           for i in range(len(ctx.node.inputs))]
+    zero = [ctx.const(i) if i != slot else np.zeros((1, *shape[1:]), np.float32)
+            for i in range(len(ctx.node.inputs))]
+    if ctx.node.op.startswith("conv"):  # drop the bias: the matrix is the linear part
+        ins, zero = ins[:2], zero[:2]
+    cols = np.asarray(run_node(ctx.graph, _strip(ctx.node), ins)[0], np.float64).reshape(n, -1)
+    base = np.asarray(run_node(ctx.graph, _strip(ctx.node), zero)[0], np.float64).reshape(1, -1)
+    return (cols - base).T
+
+
+def _strip(node):
+    from dataclasses import replace as dc_replace
+
+    if node.op.startswith("conv"):
+        return dc_replace(node, inputs=node.inputs[:2])
+    return node
+
+
+@entry("conv conv_transpose average_pool global_average_pool lp_pool global_lp_pool "
+       "conv_integer deform_conv", "1..3",
+       "linear in x for constant weights: injective iff the operator has full column rank "
+       "(materialized on a basis when small)")
+def _conv(ctx: Ctx) -> Judgement:
+    op = ctx.node.op
+    if ctx.var_slots != [0]:
+        return gray(ctx, f"{op} with variable weights", "constant weights")
+    if op in ("lp_pool", "global_lp_pool"):
+        return _nonlinear_pool(ctx)
+    n_in, n_out = ctx.numel(0), ctx.numel(0, output=True)
+    m = None
+    if op not in ("conv", "conv_transpose", "conv_integer", "deform_conv") or ctx.weights or (
+            n_in and n_out and n_out < n_in):
+        m = operator_matrix(ctx, 0)
+    if m is None:
+        cond = f"the {op} operator has full column rank"
+        if n_in and n_out and n_out < n_in:
+            cond = f"(maps {n_in} values to {n_out}: not injective, witness needs a smaller input)"
+        return gray(ctx, f"{op}: operator too large to materialize or shape unknown", cond)
+    shape = concrete(ctx.shape(0))
+    def inv(s, ins, outs):
+        y = np.asarray(outs[0], np.float64).reshape(len(outs[0]), -1)
+        zero = [ctx.const(i) if i else np.zeros((1, *shape[1:]), np.float32) for i in range(len(ins))]
+        base = np.asarray(run_node(ctx.graph, ctx.node, zero)[0], np.float64).reshape(1, -1)
+        x = np.linalg.lstsq(m, (y - base).T, rcond=None)[0].T
+        return x.reshape((len(outs[0]), *shape[1:])).astype(outs[0].dtype)
+    def shift(ins, v):
+        x = np.asarray(ins[0])
+        return replace(ins, 0, x + np.broadcast_to(v.reshape(shape[1:]), x.shape).astype(x.dtype) *
+                       (np.arange(x.shape[0]) == 0).reshape((-1,) + (1,) * (x.ndim - 1)))
+    return rank_verdict(ctx, m, f"{op} operator {m.shape[0]}x{m.shape[1]}", inv, shift)
+
+
+def _nonlinear_pool(ctx: Ctx) -> Judgement:
+    def collide(ins, rng):
+        b = np.array(ins[0], copy=True)
+        b.reshape(-1)[0] *= -1
+        a = np.array(ins[0], copy=True)
+        a.reshape(-1)[0] = abs(a.reshape(-1)[0]) + 1
+        b.reshape(-1)[0] = -a.reshape(-1)[0]
+        return replace(ins, 0, a), replace(ins, 0, b)
+    return collision(ctx, "an Lp pool sees |x| only, not signs", collide)

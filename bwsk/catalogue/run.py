@@ -1,0 +1,70 @@
+"""Runs one node on numpy arrays with ONNX's reference implementation, so a rule can probe
+an operator (which input elements reach the output) and witnesses can be checked per node."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from bwsk.errors import UnsupportedModelError
+from bwsk.ir import Graph, Node, atom_of_onnx
+
+
+@lru_cache(maxsize=1)
+def _onnx_types() -> dict[str, str]:
+    return {atom_of_onnx(s.name): s.name for s in onnx.defs.get_all_schemas() if s.domain == ""}
+
+
+def onnx_type(node: Node) -> tuple[str, str]:
+    """(domain, op_type) of ``node``: from its source op when that is ONNX, else its atom."""
+    if "::" in node.source_op and not node.source_op.startswith("aten::"):
+        domain, op_type = node.source_op.split("::", 1)
+        return ("" if domain in ("ai.onnx", "") else domain), op_type
+    if node.op in _onnx_types():
+        return "", _onnx_types()[node.op]
+    raise UnsupportedModelError(f"no ONNX operator for atom {node.op!r} (node {node.name})")
+
+
+def onnx_attr(key: str, value):
+    if isinstance(value, np.ndarray):
+        return helper.make_attribute(key, onnx.numpy_helper.from_array(value))
+    if isinstance(value, tuple):
+        value = list(value)
+    return helper.make_attribute(key, value)
+
+
+def node_proto(node: Node) -> onnx.NodeProto:
+    domain, op_type = onnx_type(node)
+    proto = helper.make_node(op_type, list(node.inputs), list(node.outputs), name=node.name,
+                             domain=domain)
+    proto.attribute.extend(onnx_attr(k, v) for k, v in node.attrs.items())
+    return proto
+
+
+def opset_of(graph: Graph) -> int:
+    return int(getattr(graph, "opset", 0) or onnx.defs.onnx_opset_version())
+
+
+@lru_cache(maxsize=4096)
+def _evaluator(key: bytes, opset: int):
+    from onnx.reference import ReferenceEvaluator
+
+    proto = onnx.NodeProto()
+    proto.ParseFromString(key)
+    return ReferenceEvaluator(proto, opsets={"": opset})
+
+
+def run_node(graph: Graph, node: Node, inputs: list) -> list[np.ndarray]:
+    """The node's outputs on ``inputs`` (None for omitted optional inputs)."""
+    proto = node_proto(node)
+    feeds = {name: np.asarray(x) for name, x in zip(node.inputs, inputs) if name and x is not None}
+    try:
+        evaluator = _evaluator(proto.SerializeToString(), opset_of(graph))
+        outs = evaluator.run(None, feeds)
+    except Exception as exc:  # the reference implementation signals bad input in many ways
+        raise UnsupportedModelError(f"cannot run node {node.name} ({node.op}): "
+                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    return [np.asarray(o) for o in outs]
