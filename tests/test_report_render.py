@@ -110,3 +110,11 @@ def test_real_graphviz_renders_svg(tmp_path):
     out = write_dot(toy_analysis(layers=250), tmp_path / "big.svg")
     svg = out.image_path.read_text()
     assert svg.lstrip().startswith("<?xml") and "× 249" in svg
+
+
+def test_numbered_scopes_with_equal_ops_collapse_without_blocks():
+    analysis = toy_analysis(layers=250, with_blocks=False)
+    analysis.graph.nodes[5].op = "gelu"  # h.1 now differs from h.0 and stays expanded
+    dot = to_dot(analysis)
+    assert "× 248" in dot and "h.2 … h.249" in dot and "repeats of h.0" in dot
+    assert 'label="h.1"' in dot and "h.17/relu" not in dot

@@ -48,6 +48,11 @@ def _block_clusters(blocks: list[BlockVerdict]) -> list[Cluster]:
                     b.verdict, b.repeat_of) for b in blocks if b.nodes]
 
 
+def _natural(key: str) -> list[tuple[int, int, str]]:
+    """Sort key putting h.2 before h.10."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in key.split(".")]
+
+
 def _scope_clusters(graph: Graph) -> list[Cluster]:
     """Module scopes (``h.0.attn``) as clusters, skipping prefixes that add no grouping."""
     members: dict[str, set[str]] = {}
@@ -56,12 +61,31 @@ def _scope_clusters(graph: Graph) -> list[Cluster]:
         for i in range(1, len(parts) + 1):
             members.setdefault(".".join(parts[:i]), set()).add(node.name)
     clusters, seen = [], set()
-    for scope in sorted(members, key=lambda s: (-len(members[s]), s)):
+    for scope in sorted(members, key=lambda s: (-len(members[s]), _natural(s))):
         group = frozenset(members[scope])
         if len(group) >= 2 and group not in seen and len(group) < len(graph.nodes):
             seen.add(group)
             clusters.append(Cluster(scope, scope, group))
+    _mark_scope_repeats(clusters, graph)
     return clusters
+
+
+def _mark_scope_repeats(clusters: list[Cluster], graph: Graph) -> None:
+    """Numbered sibling scopes (h.0 … h.11) running the same op sequence are drawn as repeats.
+
+    This only decides what the picture collapses; verdicts never come from it.
+    """
+    order = {n.name: i for i, n in enumerate(graph.nodes)}
+    ops = {n.name: n.op for n in graph.nodes}
+    first: dict[tuple, str] = {}
+    for c in sorted(clusters, key=lambda c: _natural(c.key)):
+        head, _, last = c.key.rpartition(".")
+        if not last.isdigit():
+            continue
+        signature = (head, tuple(ops[n] for n in sorted(c.nodes, key=order.__getitem__)))
+        c.repeat_of = first.setdefault(signature, c.key)
+        if c.repeat_of == c.key:
+            c.repeat_of = None
 
 
 def nest_clusters(clusters: list[Cluster]) -> list[Cluster]:
