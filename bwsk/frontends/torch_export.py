@@ -1,0 +1,128 @@
+"""Getting an ExportedProgram out of a module: default inputs, and routes around models that
+``torch.export`` cannot trace as written.
+
+Switch Transformers cannot be exported directly: its router re-assigns its classifier with
+``.to(dtype)`` inside ``forward`` (export cannot swap parameters) and its experts loop over
+the experts that were hit (a data-dependent shape). For export only, the router's ``.to``
+becomes a no-op and the experts run densely: every expert on every token, weighted by the
+router's dispatch mask (one-hot, capacity-limited) and probability. Tokens an expert does not
+receive contribute exact zeros, so the function is unchanged (a test compares outputs).
+Its encoder also needs an attention mask; an all-ones mask is built from the input ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from typing import Any
+
+import torch
+
+from bwsk.errors import UnsupportedModelError
+
+SEQ_LEN = 8
+
+
+def export_module(module: torch.nn.Module, example_inputs: Any = None):
+    """(ExportedProgram, {placeholder name: parameter/buffer FQN}) for ``module`` in eval mode."""
+    if not isinstance(module, torch.nn.Module):
+        raise UnsupportedModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    args, kwargs = _as_args(example_inputs if example_inputs is not None
+                            else default_inputs(module))
+    was_training = module.training
+    module.eval()
+    try:
+        with _export_routes(module):
+            exported = torch.export.export(module, args, kwargs, strict=False)
+    except UnsupportedModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - export raises many types; the user needs one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UnsupportedModelError(
+            f"torch.export failed on {type(module).__name__}: {first}") from None
+    finally:
+        module.train(was_training)
+    fqn_of = {}
+    for spec in exported.graph_signature.input_specs:
+        if spec.target is not None and spec.kind.name in ("PARAMETER", "BUFFER",
+                                                          "CONSTANT_TENSOR"):
+            fqn_of[spec.arg.name] = spec.target
+    return exported, fqn_of
+
+
+def _as_args(inputs: Any) -> tuple[tuple, dict]:
+    if isinstance(inputs, dict):
+        return (), dict(inputs)
+    if isinstance(inputs, torch.Tensor):
+        return (inputs,), {}
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    raise UnsupportedModelError(
+        f"example_inputs must be a tensor, a tuple of tensors or a dict, not {type(inputs).__name__}")
+
+
+def default_inputs(module: torch.nn.Module) -> Any:
+    """Token ids (1, 8) for a transformers model; else a batch of one for the first layer."""
+    config = getattr(module, "config", None)
+    if config is not None and hasattr(config, "vocab_size"):
+        ids = (torch.arange(SEQ_LEN).reshape(1, SEQ_LEN) * 7 + 3) % config.vocab_size
+        inputs = {"input_ids": ids}
+        if getattr(config, "is_encoder_decoder", False):
+            inputs["decoder_input_ids"] = ids.flip(-1).clone()
+        return inputs
+    generator = torch.Generator().manual_seed(0)
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Linear):
+            return (torch.randn(1, layer.in_features, generator=generator),)
+        if isinstance(layer, torch.nn.Embedding):
+            return (torch.arange(SEQ_LEN).reshape(1, SEQ_LEN) % layer.num_embeddings,)
+        if isinstance(layer, torch.nn.modules.conv._ConvNd):
+            spatial = (16,) * len(layer.kernel_size)
+            return (torch.randn(1, layer.in_channels, *spatial, generator=generator),)
+    raise UnsupportedModelError(
+        f"cannot guess an input for {type(module).__name__} (no Linear, Conv or Embedding "
+        "layer); pass example_inputs")
+
+
+@contextlib.contextmanager
+def _export_routes(module: torch.nn.Module):
+    """Temporarily make known-untraceable transformers modules exportable (see module doc)."""
+    try:
+        from transformers.models.switch_transformers import modeling_switch_transformers as st
+    except ImportError:  # transformers absent: nothing to patch
+        yield
+        return
+    undo = []
+    for sub in module.modules():
+        if isinstance(sub, st.SwitchTransformersTop1Router):
+            sub.classifier.to = types.MethodType(lambda self, *a, **k: self, sub.classifier)
+            undo.append((sub.classifier, "to"))
+        elif isinstance(sub, st.SwitchTransformersExperts):
+            sub.forward = types.MethodType(_dense_experts, sub)
+            undo.append((sub, "forward"))
+    if undo and isinstance(module, st.SwitchTransformersPreTrainedModel):
+        original = module.forward
+        module.forward = types.MethodType(_with_ones_mask(original), module)
+        undo.append((module, "forward"))
+    try:
+        yield
+    finally:
+        for obj, attr in undo:
+            obj.__dict__.pop(attr, None)
+
+
+def _dense_experts(self, hidden_states, selected_experts, routing_weights):
+    """SwitchTransformersExperts.forward without data-dependent control flow."""
+    out = torch.zeros_like(hidden_states)
+    for index in range(self.num_experts):
+        gate = selected_experts[:, 0, index : index + 1].to(hidden_states.dtype) * routing_weights
+        out = out + self[f"expert_{index}"](hidden_states) * gate
+    return out
+
+
+def _with_ones_mask(forward):
+    def patched(self, input_ids=None, attention_mask=None, **kwargs):
+        if attention_mask is None and input_ids is not None:
+            attention_mask = torch.ones_like(input_ids)
+        return forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    return patched
