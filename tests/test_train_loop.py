@@ -1,0 +1,143 @@
+"""The training loop on a tiny corpus: results, modes, refusals and failure handling."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from bwsk.cli import main
+from bwsk.errors import DataError, TrainingError, UnsupportedModelError
+from bwsk.train import TrainConfig, Trainer
+from bwsk.train.data import BUNDLED
+
+
+def tiny_data(root):
+    """A small slice of WikiText-2 as a --data directory (seconds, not minutes)."""
+    lines = (BUNDLED / "valid.txt").read_text().splitlines()
+    root.mkdir(exist_ok=True)
+    for name, part in (("train", lines[:150]), ("valid", lines[150:180]),
+                       ("test", lines[180:210])):
+        (root / f"{name}.txt").write_text("\n".join(part) + "\n")
+    return str(root)
+
+
+def tiny(tmp_path, **kw) -> TrainConfig:
+    base = dict(layers=2, d_model=32, heads=2, seq_len=16, batch_size=4, max_steps=6,
+                eval_every=3, checkpoint_every=3, warmup_steps=2, progress=False,
+                data=tiny_data(tmp_path / "data"), out=str(tmp_path / "run"))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_conventional_run_writes_results_plot_and_checkpoint(tmp_path):
+    summary = Trainer(tiny(tmp_path)).run()
+    out = tmp_path / "run"
+    doc = json.loads((out / "results.json").read_text())
+    for key in ("mode", "experiment", "steps", "epochs", "final_loss", "val_perplexity",
+                "test_perplexity", "saved_activation_bytes", "peak_rss_bytes",
+                "train_time_s", "tokens_per_s"):
+        assert key in doc
+    assert doc["steps"] == 6 and doc["stopped"] == "max_steps"
+    assert math.isclose(doc["test_perplexity"], math.exp(doc["test_loss"]))
+    assert len(doc["curves"]["train_loss"]) == 6 and len(doc["curves"]["val"]) == 2
+    assert doc["saved_activation_bytes"] > 0
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "checkpoints" / "step-0000006" / "model.safetensors").is_file()
+    assert summary["test_perplexity"] == doc["test_perplexity"]
+
+
+def test_recompute_gives_the_bitwise_same_loss_curve_with_fewer_saved_bytes(tmp_path):
+    conv = Trainer(tiny(tmp_path, out=str(tmp_path / "a"))).run()
+    rec = Trainer(tiny(tmp_path, out=str(tmp_path / "b"), mode="recompute")).run()
+    curves = [json.loads((tmp_path / d / "results.json").read_text())["curves"]["train_loss"]
+              for d in ("a", "b")]
+    assert curves[0] == curves[1]
+    assert rec["test_loss"] == conv["test_loss"]
+    assert rec["saved_activation_bytes"] < conv["saved_activation_bytes"]
+    assert rec["mode_info"]["recomputed_blocks"] == 2
+
+
+def test_memory_budget_recomputes_only_as_many_blocks_as_needed(tmp_path):
+    probe = Trainer(tiny(tmp_path, mode="recompute", out=str(tmp_path / "p")))
+    info = probe.mode_info
+    budget = (info["unplanned_saved_bytes"] + info["planned_saved_bytes"]) // 2
+    half = Trainer(tiny(tmp_path, mode="recompute", memory_budget=budget,
+                        out=str(tmp_path / "h")))
+    assert half.mode_info["recomputed_blocks"] == 1
+    assert half.mode_info["planned_saved_bytes"] <= budget
+    with pytest.raises(TrainingError, match="memory-budget"):
+        Trainer(tiny(tmp_path, mode="recompute", memory_budget=1000, out=str(tmp_path / "z")))
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = Trainer(tiny(tmp_path, max_steps=8, checkpoint_every=2))
+    step = trainer._step
+
+    def poisoned(k):
+        if k == 3:  # after the step-2 checkpoint
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(float("nan"))
+        return step(k)
+
+    trainer._step = poisoned
+    with pytest.raises(TrainingError, match="loss is nan at step 4"):
+        trainer.run()
+    ckpt = tmp_path / "run" / "checkpoints"
+    assert json.loads((ckpt / "latest.json").read_text())["step"] == 2
+    resumed = Trainer(tiny(tmp_path, max_steps=8, checkpoint_every=2, resume=True))
+    resumed.resume()
+    assert all(torch.isfinite(p).all() for p in resumed.model.parameters())
+
+
+def test_an_existing_run_is_never_overwritten_without_resume(tmp_path):
+    Trainer(tiny(tmp_path)).run()
+    before = (tmp_path / "run" / "results.json").read_bytes()
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        Trainer(tiny(tmp_path))
+    assert (tmp_path / "run" / "results.json").read_bytes() == before
+
+
+def test_corrupt_checkpoint_on_resume_is_a_training_error(tmp_path):
+    Trainer(tiny(tmp_path)).run()
+    weights = tmp_path / "run" / "checkpoints" / "step-0000006" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(TrainingError, match="corrupt checkpoint"):
+        Trainer(tiny(tmp_path, resume=True)).run()
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    Trainer(tiny(tmp_path)).run()
+    with pytest.raises(TrainingError, match="--lr"):
+        Trainer(tiny(tmp_path, resume=True, lr=0.5)).run()
+
+
+@pytest.mark.parametrize(("kw", "error", "match"), [
+    ({"seq_len": 2048}, TrainingError, "exceeds the model's context of 1024"),
+    ({"arch": "bert-base"}, UnsupportedModelError, "causal language model"),
+    ({"arch": "nope"}, UnsupportedModelError, "unknown architecture"),
+    ({"d_model": 30, "heads": 4}, TrainingError, "not divisible"),
+    ({"mode": "reversible", "experiment": "finetune"}, TrainingError, "scratch"),
+])
+def test_bad_configurations_are_refused(tmp_path, kw, error, match):
+    with pytest.raises(error, match=match):
+        Trainer(tiny(tmp_path, **kw))
+
+
+def test_cli_reports_bad_input_in_one_line_with_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["train", "--out", str(blocker / "sub"), "--max-steps", "1"]) == 2
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not writable" in err[0] and "not a directory" in err[1]
+
+
+def test_missing_data_is_a_data_error(tmp_path):
+    data = tmp_path / "d"
+    tiny_data(data)
+    (data / "test.txt").unlink()
+    with pytest.raises(DataError, match="test.txt"):
+        Trainer(tiny(tmp_path, data=str(data)))
