@@ -17,15 +17,19 @@ def spectrum(m: np.ndarray) -> tuple[float, float, float]:
     gram = a.T @ a
     s = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0, None))
     eps = np.finfo(np.float32 if np.asarray(m).dtype != np.float64 else np.float64).eps
-    tol = float(s.max(initial=0.0) * max(a.shape) * eps)
-    return float(s.min(initial=0.0)), float(s.max(initial=0.0)), tol
+    if not s.size:
+        return 0.0, 0.0, 0.0
+    tol = float(s.max() * max(a.shape) * eps)
+    return float(s.min()), float(s.max()), tol
 
 
-def null_vector(m: np.ndarray) -> np.ndarray:
-    """A unit-max-norm v with m @ v ~ 0 (m has more columns than rank)."""
+def null_vector(m: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A v with m @ v ~ 0, scaled to max |v| = 1: a random vector minus its row-space part
+    (one small solve in the row dimension instead of a full SVD)."""
     a = np.asarray(m, np.float64)
-    _, _, vt = np.linalg.svd(a, full_matrices=True)
-    v = vt[-1]
+    r = np.random.default_rng(seed).standard_normal(a.shape[1])
+    coef = np.linalg.lstsq(a @ a.T, a @ r, rcond=None)[0]
+    v = r - a.T @ coef
     return v / np.abs(v).max()
 
 

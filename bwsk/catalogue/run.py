@@ -45,7 +45,12 @@ def node_proto(node: Node) -> onnx.NodeProto:
 
 
 def opset_of(graph: Graph) -> int:
-    return int(getattr(graph, "opset", 0) or onnx.defs.onnx_opset_version())
+    """The default-domain opset of the model the graph came from (latest when unknown)."""
+    source = getattr(graph, "source", None)
+    for imp in getattr(source, "opset_import", ()):
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return onnx.defs.onnx_opset_version()
 
 
 @lru_cache(maxsize=4096)

@@ -1,0 +1,119 @@
+"""bwsk.analyze: catalogue facts per node, the native recoverability fixpoint for S, lifted
+and executed witnesses for K, deciding conditions for gray; per node, block and model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bwsk.analysis.execute import Runner, random_inputs
+from bwsk.analysis.inverse import InverseProgram, recover
+from bwsk.analysis.result import Analysis, NodeVerdict
+from bwsk.analysis.witness import find_witness
+from bwsk.catalogue import Judgement, judge
+from bwsk.errors import BwskError, UnsupportedModelError
+from bwsk.ir import Graph
+
+SEED = 0
+
+
+def load(model: Any, input_shapes: dict | None) -> Graph:
+    if isinstance(model, Graph):
+        return model
+    try:
+        from bwsk.load import load_model
+    except ImportError:
+        load_model = None
+    if load_model is not None:
+        return load_model(model, input_shapes=input_shapes) if input_shapes else load_model(model)
+    from bwsk.frontends.onnx import load_onnx
+
+    return load_onnx(model, input_shapes)
+
+
+def node_verdicts(graph: Graph, judgements: list[Judgement]) -> list[NodeVerdict]:
+    return [NodeVerdict(n.name, n.op, j.verdict, j.reason, j.erased_dims, list(j.conditions),
+                        j.bijective, j.well_conditioned) for n, j in zip(graph.nodes, judgements)]
+
+
+def _blocking(graph: Graph, judgements: list[Judgement], known: set[str]) -> list[str]:
+    """Conditions of the non-S nodes where recovery stopped (an output known, an input not)."""
+    out = []
+    for node, j in zip(graph.nodes, judgements):
+        if j.verdict == "S" or not any(o in known for o in node.outputs):
+            continue
+        if all(x in known for x in node.inputs if x):
+            continue
+        out += [f"{node.name}: {c}" for c in j.conditions] or [f"{node.name}: {j.reason}"]
+    return out
+
+
+def prove(graph: Graph, judgements: list[Judgement], runner: Runner | None = None) -> Analysis:
+    """The verdict of ``graph`` as a function of its variable inputs."""
+    nodes = node_verdicts(graph, judgements)
+    rec = recover(graph, judgements, set(graph.outputs))
+    if all(n in rec.known for n in graph.inputs):
+        program = InverseProgram(graph, judgements, rec.steps, list(graph.outputs), list(graph.inputs))
+        flags = [judgements[k] for k, s in rec.steps if s >= 0]
+        analysis = Analysis(graph.name, graph, "S", "every input is recovered from the outputs",
+                            nodes, inverse=program)
+        analysis.extra.update(bijective=all(j.bijective for j in flags) and bool(graph.inputs),
+                              well_conditioned=all(j.well_conditioned for j in flags),
+                              inverse_steps=program.describe())
+        return analysis
+    rng = np.random.default_rng(SEED)
+    runner = runner or Runner(graph)
+    search = find_witness(graph, judgements, runner, random_inputs(graph, rng), rng)
+    if search.witness is not None:
+        analysis = Analysis(graph.name, graph, "K", search.reason, nodes, witness=search.witness)
+        analysis.extra["witness_failures"] = search.failures
+        return analysis
+    conditions = _blocking(graph, judgements, rec.known)
+    lost = [n for n in graph.inputs if n not in rec.known]
+    reason = f"not proved: {len(lost)} input(s) not recovered ({', '.join(lost[:3])})"
+    analysis = Analysis(graph.name, graph, "GRAY", reason, nodes, conditions=conditions)
+    analysis.extra["witness_failures"] = search.failures
+    return analysis
+
+
+def analyze(model: Any, *, weights: bool = True, input_shapes: dict | None = None) -> Analysis:
+    """Prove where ``model`` (anything bwsk.load accepts, or a Graph) is injective."""
+    graph = load(model, input_shapes)
+    judgements = [judge(graph, n, weights) for n in graph.nodes]
+    try:
+        runner = Runner(graph)
+    except UnsupportedModelError:
+        runner = None
+    analysis = prove(graph, judgements, runner)
+    analysis.extra["weights"] = weights
+    _attach_blocks(analysis, judgements)
+    _attach_term(analysis)
+    return analysis
+
+
+def _attach_blocks(analysis: Analysis, judgements: list[Judgement]) -> None:
+    try:
+        from bwsk.analysis.blocks import block_verdicts
+    except ImportError:
+        return
+    analysis.blocks = block_verdicts(analysis.graph, judgements)
+
+
+def _attach_term(analysis: Analysis) -> None:
+    try:
+        from bwsk.lower import lower
+
+        analysis.term = lower(analysis.graph)
+    except ImportError:
+        analysis.extra["term"] = "lowering not available"
+    except BwskError as exc:
+        analysis.extra["term"] = f"lowering failed: {exc}"
+
+
+def inverse(model: Any):
+    """The inverse program of ``model`` (outputs -> inputs); BwskError unless the verdict is S."""
+    analysis = model if isinstance(model, Analysis) else analyze(model)
+    if analysis.verdict != "S":
+        raise BwskError(f"no inverse: verdict {analysis.verdict}: {analysis.reason}")
+    return analysis.inverse

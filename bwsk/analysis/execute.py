@@ -1,0 +1,102 @@
+"""Running models and parts of them on numpy arrays: whole models through onnxruntime (the
+reference evaluator when onnxruntime refuses), single nodes through the catalogue's runner."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from bwsk.catalogue import run_node
+from bwsk.catalogue.layout import concrete
+from bwsk.catalogue.run import node_proto, opset_of
+from bwsk.errors import UnsupportedModelError
+from bwsk.ir import Graph
+
+
+def random_inputs(graph: Graph, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One sample of every variable input (symbolic dims taken as 2)."""
+    out = {}
+    for name in graph.inputs:
+        value = graph.values[name]
+        shape = concrete(value.shape) or ()
+        dtype = np.dtype(value.dtype) if value.dtype in np.sctypeDict else np.dtype(np.float32)
+        if dtype.kind == "f":
+            out[name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind == "b":
+            out[name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            out[name] = rng.integers(0, 2, shape).astype(dtype)
+    return out
+
+
+def to_onnx(graph: Graph) -> onnx.ModelProto:
+    """The graph as an ONNX model (used when the frontend kept no ModelProto)."""
+    from onnx import helper, numpy_helper
+
+    def info(name):
+        v = graph.values[name]
+        elem = helper.np_dtype_to_tensor_dtype(np.dtype(v.dtype))
+        return helper.make_tensor_value_info(name, elem, None if v.shape is None else list(v.shape))
+
+    inits = [numpy_helper.from_array(np.asarray(v.const), n) for n, v in graph.values.items()
+             if v.is_const]
+    body = helper.make_graph([node_proto(n) for n in graph.nodes], graph.name or "g",
+                             [info(i) for i in graph.inputs], [info(o) for o in graph.outputs], inits)
+    return helper.make_model(body, opset_imports=[helper.make_opsetid("", opset_of(graph))])
+
+
+class Runner:
+    """Executes the whole model; built once per analysis (session creation is the cost)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.model = getattr(graph, "source", None) or to_onnx(graph)
+        self._session = None
+        self._reference = None
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        names = [o.name for o in self.model.graph.output]
+        try:
+            return self._ort(feeds)
+        except UnsupportedModelError:
+            raise
+        except Exception:  # noqa: BLE001 - onnxruntime lacks the op or the type: use the reference
+            pass
+        try:
+            if self._reference is None:
+                from onnx.reference import ReferenceEvaluator
+
+                self._reference = ReferenceEvaluator(self.model)
+            return [np.asarray(x) for x in self._reference.run(names, feeds)]
+        except Exception as exc:  # noqa: BLE001
+            raise UnsupportedModelError(f"cannot execute {self.graph.name}: {type(exc).__name__}") from exc
+
+    def _ort(self, feeds):
+        import onnxruntime as ort
+
+        if self._session is None:
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            opts.intra_op_num_threads = 1
+            model = onnx.ModelProto()
+            model.CopyFrom(self.model)
+            model.ir_version = min(model.ir_version, 10)  # onnxruntime lags onnx's IR version
+            self._session = ort.InferenceSession(model.SerializeToString(), opts,
+                                                 providers=["CPUExecutionProvider"])
+        wanted = {i.name for i in self._session.get_inputs()}
+        return [np.asarray(x) for x in self._session.run(None, {k: v for k, v in feeds.items() if k in wanted})]
+
+
+def evaluate(graph: Graph, feeds: dict[str, np.ndarray], wanted: set[str]) -> dict[str, np.ndarray]:
+    """Values of ``wanted`` (and their ancestors) by running nodes one at a time."""
+    env = {n: v.const for n, v in graph.values.items() if v.is_const}
+    env.update(feeds)
+    need = set(wanted)
+    for node in reversed(graph.nodes):
+        if any(o in need for o in node.outputs):
+            need.update(x for x in node.inputs if x)
+    for node in graph.nodes:
+        if any(o in need for o in node.outputs) and not all(o in env for o in node.outputs if o):
+            outs = run_node(graph, node, [env.get(x) if x else None for x in node.inputs])
+            env.update({o: v for o, v in zip(node.outputs, outs) if o})
+    return env

@@ -1,0 +1,88 @@
+"""Recoverability: the native fixpoint over catalogue facts, and the inverse program it yields
+(forward steps recompute values from known ones, inverse steps solve a node for an input)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bwsk import _core
+from bwsk.catalogue import NO, Judgement, run_node
+from bwsk.errors import BwskError
+from bwsk.ir import Graph
+
+
+@dataclass
+class Recovery:
+    known: set[str]
+    steps: list[tuple[int, int]]  # (node index, input slot or -1 for a forward run)
+
+
+def recover(graph: Graph, judgements: list[Judgement], known: set[str],
+            nodes: list[int] | None = None) -> Recovery:
+    """Every value recoverable from ``known`` (plus constants) using the given nodes."""
+    chosen = range(len(graph.nodes)) if nodes is None else nodes
+    ids: dict[str, int] = {}
+    vid = lambda name: ids.setdefault(name, len(ids))  # noqa: E731
+    in_off, in_ids, in_rec, out_off, out_ids, out_need, slots = [0], [], [], [0], [], [], []
+    for k in chosen:
+        node, j = graph.nodes[k], judgements[k]
+        needs = set(j.needs if j.needs is not None else [0])
+        present = [i for i, x in enumerate(node.inputs) if x]
+        slots.append(present)
+        in_ids += [vid(node.inputs[i]) for i in present]
+        in_rec += [j.recover[i] if i < len(j.recover) else NO for i in present]
+        outs = [i for i, x in enumerate(node.outputs) if x]
+        out_ids += [vid(node.outputs[i]) for i in outs]
+        out_need += [int(i in needs) for i in outs]
+        in_off.append(len(in_ids))
+        out_off.append(len(out_ids))
+    start = [vid(n) for n in known] + [ids[n] for n, v in graph.values.items()
+                                        if v.is_const and n in ids]
+    flags, steps = _core.prove_recoverable(len(ids), in_off, in_ids, in_rec, out_off, out_ids,
+                                           out_need, start)
+    names = {i: n for n, i in ids.items()}
+    order = list(chosen)
+    return Recovery({names[i] for i, f in enumerate(flags) if f} | set(known),
+                    [(order[k], -1 if s < 0 else slots[k][s]) for k, s in steps])
+
+
+class InverseProgram:
+    """Outputs in, inputs out: ``program(*outputs)`` or ``program({name: array})``."""
+
+    def __init__(self, graph: Graph, judgements: list[Judgement], steps: list[tuple[int, int]],
+                 known: list[str], wanted: list[str]):
+        self.graph, self.judgements, self.steps = graph, judgements, steps
+        self.known, self.wanted = known, wanted
+
+    def __call__(self, *args, **kwargs) -> dict[str, np.ndarray]:
+        feeds = dict(args[0]) if len(args) == 1 and isinstance(args[0], dict) else \
+            dict(zip(self.known, args))
+        feeds.update(kwargs)
+        missing = [n for n in self.known if n not in feeds]
+        if missing:
+            raise BwskError(f"inverse program needs output {missing[0]!r}")
+        env = {n: v.const for n, v in self.graph.values.items() if v.is_const}
+        env.update({k: np.asarray(v) for k, v in feeds.items()})
+        for k, slot in self.steps:
+            node = self.graph.nodes[k]
+            ins = [env.get(x) if x else None for x in node.inputs]
+            if slot < 0:
+                outs = run_node(self.graph, node, ins)
+                env.update({o: v for o, v in zip(node.outputs, outs) if o})
+            else:
+                outs = [env.get(o) if o else None for o in node.outputs]
+                env[node.inputs[slot]] = np.asarray(self.judgements[k].invert(slot, ins, outs))
+        return {n: env[n] for n in self.wanted}
+
+    def describe(self) -> list[str]:
+        """One line per step, for reports."""
+        lines = []
+        for k, slot in self.steps:
+            node = self.graph.nodes[k]
+            if slot < 0:
+                lines.append(f"run {node.name} ({node.op}) forward")
+            else:
+                lines.append(f"solve {node.name} ({node.op}) for {node.inputs[slot]}")
+        return lines

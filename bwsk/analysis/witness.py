@@ -1,0 +1,126 @@
+"""Collision witnesses for whole graphs: a node's local collision lifted to the graph inputs
+through the invertible prefix, then checked by running the real model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bwsk.analysis.execute import Runner, evaluate
+from bwsk.analysis.inverse import InverseProgram, recover
+from bwsk.analysis.result import Witness
+from bwsk.catalogue import Judgement
+from bwsk.errors import BwskError
+from bwsk.ir import Graph
+
+RTOL, ATOL, MIN_DIFF = 1e-4, 1e-5, 1e-3
+MAX_TRIES = 6  # lifted candidates executed per graph (each costs two model runs)
+
+
+@dataclass
+class Search:
+    witness: Witness | None
+    reason: str
+    failures: list[str]
+
+
+def verify(runner: Runner, graph: Graph, a: dict, b: dict) -> str | None:
+    """None when ``a`` and ``b`` differ by >= MIN_DIFF and the model maps them alike; else why not."""
+    diff = max((float(np.max(np.abs(np.asarray(a[n], np.float64) - np.asarray(b[n], np.float64)),
+                             initial=0.0)) for n in graph.inputs), default=0.0)
+    if not diff >= MIN_DIFF:
+        return f"inputs differ by only {diff:.3g}"
+    ya, yb = runner(a), runner(b)
+    for name, p, q in zip(graph.outputs, ya, yb):
+        p, q = np.asarray(p), np.asarray(q)
+        if p.shape != q.shape or not np.allclose(p.astype(np.float64), q.astype(np.float64),
+                                                 rtol=RTOL, atol=ATOL, equal_nan=True):
+            return f"output {name} differs"
+    return None
+
+
+def ancestors(graph: Graph, names: set[str]) -> tuple[set[str], list[int]]:
+    """Values and node indices upstream of ``names`` (inclusive of the values)."""
+    seen, nodes = set(names), []
+    for k in range(len(graph.nodes) - 1, -1, -1):
+        node = graph.nodes[k]
+        if any(o in seen for o in node.outputs):
+            nodes.append(k)
+            seen.update(x for x in node.inputs if x)
+    return seen, nodes[::-1]
+
+
+def only_through(graph: Graph, k: int, sources: set[str]) -> bool:
+    """True when no graph output depends on ``sources`` except through node ``k``."""
+    reached = set(sources)
+    for i, node in enumerate(graph.nodes):
+        if i != k and any(x in reached for x in node.inputs):
+            reached.update(o for o in node.outputs if o)
+    return not any(o in reached for o in graph.outputs)
+
+
+def _lift(graph: Graph, judgements: list[Judgement], k: int, base: dict, rng) -> tuple[dict, dict]:
+    """Graph inputs a, b whose values at node k's inputs are its local collision."""
+    node = graph.nodes[k]
+    var = [node.inputs[i] for i in graph.variable_inputs(node)]
+    env = evaluate(graph, base, set(var))
+    ins = [env.get(x) if x else None for x in node.inputs]
+    local_a, local_b = judgements[k].collide(ins, rng)
+    up, prefix = ancestors(graph, set(var))
+    sources = [n for n in graph.inputs if n in up]
+    if set(var) <= set(graph.inputs):
+        program = None
+    else:
+        rec = recover(graph, judgements, set(var), prefix)
+        lost = [n for n in sources if n not in rec.known]
+        if lost:
+            raise BwskError(f"prefix of {node.name} does not determine {lost[0]}")
+        program = InverseProgram(graph, judgements, rec.steps, var, sources)
+    pair = []
+    for local in (local_a, local_b):
+        feeds = {x: local[i] for i, x in enumerate(node.inputs) if x in var}
+        lifted = program(feeds) if program else {n: feeds[n] for n in sources}
+        pair.append({**base, **{n: np.asarray(v).astype(base[n].dtype) for n, v in lifted.items()}})
+    return pair[0], pair[1]
+
+
+def _unused(graph: Graph, base: dict) -> tuple[dict, dict, str] | None:
+    up, _ = ancestors(graph, set(graph.outputs))
+    for name in graph.inputs:
+        if name not in up:
+            b = dict(base)
+            b[name] = (np.asarray(base[name]) + 1).astype(base[name].dtype)
+            return base, b, f"input {name} does not reach any output"
+    return None
+
+
+def find_witness(graph: Graph, judgements: list[Judgement], runner: Runner, base: dict,
+                 rng: np.random.Generator) -> Search:
+    failures: list[str] = []
+    unused = _unused(graph, base)
+    if unused is not None:
+        a, b, why = unused
+        problem = verify(runner, graph, a, b)
+        if problem is None:
+            return Search(Witness(a, b), why, failures)
+        failures.append(f"unused-input witness failed: {problem}")
+    tries = 0
+    for k, j in enumerate(judgements):
+        if j.verdict != "K" or j.collide is None or tries >= MAX_TRIES:
+            continue
+        node = graph.nodes[k]
+        var = {node.inputs[i] for i in graph.variable_inputs(node)}
+        up, _ = ancestors(graph, var)
+        if not only_through(graph, k, {n for n in graph.inputs if n in up} | var):
+            continue
+        tries += 1
+        try:
+            a, b = _lift(graph, judgements, k, base, rng)
+            problem = verify(runner, graph, a, b)
+        except (BwskError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            problem = str(exc)
+        if problem is None:
+            return Search(Witness(a, b), f"collision at {node.name} ({node.op}): {j.reason}", failures)
+        failures.append(f"witness at {node.name} ({node.op}) failed verification: {problem}")
+    return Search(None, "", failures)
