@@ -32,6 +32,7 @@ class _Walker:
         self.env: dict[str, list] = {}  # name -> stack of ("var", binder) | ("slot", Slot)
         self.binders: list[str] = []  # binder id -> source name
         self.cache: dict[tuple, int] = {}  # leaf record -> index, to keep the list small
+        self.missing: dict[int, int] = {}  # tuple spine -> arguments it still takes
 
     def emit(self, record: tuple) -> int:
         self.records.append(record)
@@ -90,10 +91,15 @@ class _Walker:
         values.append(self.leaf(("ref", str(tree.children[0])[1:])))
 
     def visit_unit(self, tree, tasks, values):
-        values.append(self.leaf(("tuple", 0)))
+        values.append(self.tuple_ctor(0))
 
     def visit_tuple_ctor(self, tree, tasks, values):
-        values.append(self.leaf(("tuple", len(tree.children) + 1)))
+        values.append(self.tuple_ctor(len(tree.children) + 1))
+
+    def tuple_ctor(self, n: int) -> int:
+        index = self.leaf(("tuple", n))
+        self.missing[index] = n
+        return index
 
     def visit_proj(self, tree, tasks, values):
         index, arity = (int(token) for token in tree.children)
@@ -104,13 +110,23 @@ class _Walker:
 
     # -- compound terms -----------------------------------------------------------------------
     def visit_apply(self, tree, tasks, values):
-        tasks.append((self.finish_apply, None))
+        tasks.append((self.finish_apply, tree))
         tasks.append((_VISIT, tree.children[1]))
         tasks.append((_VISIT, tree.children[0]))
 
-    def finish_apply(self, _, values):
-        arg = values.pop()
-        values[-1] = self.emit(("app", values[-1], arg))
+    def finish_apply(self, tree, values):
+        arg, fun = values.pop(), values[-1]
+        values[-1] = self.apply(fun, arg, tree)
+
+    def apply(self, fun: int, arg: int, tree: Tree | None) -> int:
+        """``fun arg``; applying a complete tuple is an error, located at the argument."""
+        left = self.missing.get(fun)
+        if left == 0:
+            raise self.error("cannot apply a tuple", _first_token(tree.children[1]))
+        index = self.emit(("app", fun, arg))
+        if left is not None:
+            self.missing[index] = left - 1
+        return index
 
     def visit_tuple(self, tree, tasks, values):
         items = tree.children[::2]  # the odd children are the separating commas
@@ -120,9 +136,9 @@ class _Walker:
     def finish_tuple(self, n, values):
         items = values[-n:]
         del values[-n:]
-        term = self.leaf(("tuple", n))
+        term = self.tuple_ctor(n)
         for item in items:
-            term = self.emit(("app", term, item))
+            term = self.apply(term, item, None)
         values.append(term)
 
     def visit_lam(self, tree, tasks, values):
@@ -168,6 +184,12 @@ class _Walker:
     def check_binder(self, token: Token) -> None:
         if str(token) in RESERVED:
             raise self.error(f"{token!s} is a reserved word and cannot be bound", token)
+
+
+def _first_token(tree: Tree | Token) -> Token:
+    while isinstance(tree, Tree):
+        tree = next(child for child in tree.children if child is not None)
+    return tree
 
 
 def parse_records(text: str, source: str = "<term>") -> list[tuple]:
