@@ -13,44 +13,50 @@ class Abstractor {
 public:
     Abstractor(Store& store, Id var) : s_(store), x_(var) {}
 
-    // [x]t, or kNone when x does not occur in t (the caller then decides on K t).
-    Id abs(Id t) {
-        if (t == x_) return s_.comb(Kind::I);
-        auto it = memo_.find(t);
-        if (it != memo_.end()) return it->second;
-        stack_guard();
-        Id r = kNone;
-        const Node n = s_.node(t);
-        if (n.kind == Kind::App) {
-            r = abs_app(n.a, n.b);
-        } else if (n.kind == Kind::Lam) {
-            r = abs(abstract_one(s_, n.a, n.b));
-        }
-        memo_.emplace(t, r);
-        return r;
-    }
-
-    static Id abstract_one(Store& s, Id var_sid, Id body) {
-        Abstractor inner(s, s.prim(s.str(var_sid), ""));
-        Id r = inner.abs(body);
-        return r == kNone ? s.app(s.comb(Kind::K), body) : r;
+    // [x]t, with every lambda inside t abstracted away first.
+    Id abstract(Id t) {
+        Done d = abs(t);
+        return d.abs == kNone ? s_.app(s_.comb(Kind::K), d.plain) : d.abs;
     }
 
 private:
-    Id abs_app(Id fun, Id arg) {
-        Id f = abs(fun), a = abs(arg);
-        if (f == kNone && a == kNone) return kNone;
-        if (f == kNone) {
-            if (arg == x_) return fun;  // eta: [x](f x) = f
-            return s_.app(s_.app(s_.comb(Kind::B), fun), a);
+    struct Done {
+        Id plain;  // t without lambdas
+        Id abs;    // [x]plain, or kNone when x does not occur (the caller decides on K)
+    };
+
+    Done abs(Id t) {
+        if (t == x_) return {t, s_.comb(Kind::I)};
+        auto it = memo_.find(t);
+        if (it != memo_.end()) return it->second;
+        stack_guard();
+        Done d{t, kNone};
+        const Node n = s_.node(t);
+        if (n.kind == Kind::App) {
+            d = abs_app(t, n.a, n.b);
+        } else if (n.kind == Kind::Lam) {
+            Id plain = Abstractor(s_, s_.prim(s_.str(n.a), "")).abstract(n.b);
+            d = abs(plain);
         }
-        if (a == kNone) return s_.app(s_.app(s_.comb(Kind::C), f), arg);
-        return s_.app(s_.app(s_.comb(Kind::S), f), a);
+        memo_.emplace(t, d);
+        return d;
+    }
+
+    Done abs_app(Id t, Id fun, Id arg) {
+        Done f = abs(fun), a = abs(arg);
+        Id plain = f.plain == fun && a.plain == arg ? t : s_.app(f.plain, a.plain);
+        if (f.abs == kNone && a.abs == kNone) return {plain, kNone};
+        if (f.abs == kNone) {
+            if (a.plain == x_) return {plain, f.plain};  // eta: [x](f x) = f
+            return {plain, s_.app(s_.app(s_.comb(Kind::B), f.plain), a.abs)};
+        }
+        if (a.abs == kNone) return {plain, s_.app(s_.app(s_.comb(Kind::C), f.abs), a.plain)};
+        return {plain, s_.app(s_.app(s_.comb(Kind::S), f.abs), a.abs)};
     }
 
     Store& s_;
     Id x_;
-    std::unordered_map<Id, Id> memo_;
+    std::unordered_map<Id, Done> memo_;
 };
 
 }  // namespace
@@ -59,11 +65,7 @@ Id abstract(Store& store, std::string_view var, Id body) {
     store.check(body);
     Id var_node = store.prim(var, "");
     Id result = kNone;
-    run_deep([&] {
-        Abstractor a(store, var_node);
-        Id r = a.abs(body);
-        result = r == kNone ? store.app(store.comb(Kind::K), body) : r;
-    });
+    run_deep([&] { result = Abstractor(store, var_node).abstract(body); });
     return result;
 }
 

@@ -13,9 +13,7 @@ namespace bwsk {
 
 namespace {
 
-constexpr std::size_t kStackSizes[] = {std::size_t(1) << 30, std::size_t(256) << 20,
-                                       std::size_t(64) << 20};
-constexpr std::size_t kReserve = std::size_t(4) << 20;  // left for the guard's caller
+constexpr std::size_t kReserve = std::size_t(1) << 20;  // headroom left when the guard fires
 
 thread_local std::uintptr_t t_stack_base = 0;  // 0: not inside run_deep
 thread_local std::size_t t_stack_budget = 0;
@@ -41,12 +39,12 @@ void* run_job(void* p) {
 
 }  // namespace
 
-void run_deep(const std::function<void()>& fn) {
+void run_deep(const std::function<void()>& fn, std::size_t stack_size) {
     if (t_stack_base != 0) {
         fn();
         return;
     }
-    for (std::size_t size : kStackSizes) {
+    for (std::size_t size = stack_size; size >= 2 * kReserve; size /= 4) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, size);
