@@ -57,12 +57,12 @@ def load_and_analyze(spec: str, weights: bool, shapes: dict[str, tuple[int, ...]
                      console: Console):
     """Load MODEL and analyse it, showing progress on the (stderr) console."""
     from bwsk.analysis import analyze
-    from bwsk.load import load_model
+    from bwsk.analysis.engine import load
 
     with console.status(f"loading {spec} …"):
-        model = load_model(spec, input_shapes=shapes or None)
+        graph = load(spec, shapes or None)
     with console.status("proving verdicts …" if weights else "proving verdicts (no weights) …"):
-        return analyze(model, weights=weights, input_shapes=shapes or None)
+        return analyze(graph, weights=weights)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,7 +37,10 @@ def certificate(analysis: Analysis) -> Text:
     """One or more lines saying what backs the model's verdict."""
     if analysis.verdict == "S":
         inv = "available" if analysis.inverse is not None else "not built"
-        return Text(f"certificate: left-inverse program {inv}")
+        flags = [f"{flag.replace('_', '-')}: {'yes' if analysis.extra[flag] else 'no'}"
+                 for flag in ("bijective", "well_conditioned") if flag in analysis.extra]
+        return Text(f"certificate: left-inverse program {inv}"
+                    + (f" ({', '.join(flags)})" if flags else ""))
     if analysis.verdict == "K":
         return Text("certificate: " + _witness_line(analysis))
     conditions = analysis.conditions or ["no deciding condition known"]
