@@ -26,6 +26,7 @@ class Arch:
     ffn: str | None = None  # set to 4 * d_model when d_model is overridden
     kv: str | None = None  # per-head size, d_model // heads
     encoder_decoder: bool = False
+    sparse: tuple[str, ...] = ()  # numbers of sparse (expert) layers, kept ~1/4 of the layers
 
 
 SEEDS: dict[str, Arch] = {
@@ -42,7 +43,8 @@ SEEDS: dict[str, Arch] = {
                      ("num_hidden_layers",), "hidden_size", "num_attention_heads", ffn="ffn_dim"),
     "switch-base-8": Arch("SwitchTransformersConfig", "SwitchTransformersForConditionalGeneration",
                           {}, ("num_layers", "num_decoder_layers"), "d_model", "num_heads",
-                          ffn="d_ff", kv="d_kv", encoder_decoder=True),
+                          ffn="d_ff", kv="d_kv", encoder_decoder=True,
+                          sparse=("num_sparse_encoder_layers", "num_sparse_decoder_layers")),
 }
 
 # model_type of a checkpoint's config.json -> the seed whose model class loads it
@@ -60,13 +62,13 @@ def build_model(name: str | Path, *, layers: int | None = None, d_model: int | N
                 heads: int | None = None, vocab: int | None = None, seq_len: int = SEQ_LEN,
                 **config_overrides: Any):
     """(model in eval mode, example inputs as a kwargs dict) for a seed name or checkpoint."""
-    import transformers
-
     path = Path(name)
     if str(name) not in SEEDS and path.is_dir():
         model, arch = _from_checkpoint(path)
     else:
-        arch = _arch(str(name))
+        arch = seed(str(name))
+        import transformers
+
         config = getattr(transformers, arch.config)(**_config_kwargs(
             arch, layers, d_model, heads, vocab, config_overrides))
         model = getattr(transformers, arch.model)(config)
@@ -74,7 +76,8 @@ def build_model(name: str | Path, *, layers: int | None = None, d_model: int | N
     return model, example_inputs(model, arch, seq_len)
 
 
-def _arch(name: str) -> Arch:
+def seed(name: str) -> Arch:
+    """The seed called ``name``, or an error listing the valid names."""
     if name not in SEEDS:
         raise UnsupportedModelError(
             f"unknown model {name!r}; valid names: {', '.join(SEEDS)} (or an .onnx file or a "
@@ -86,6 +89,7 @@ def _config_kwargs(arch: Arch, layers, d_model, heads, vocab, extra) -> dict[str
     kw = dict(arch.base, use_cache=False)
     if layers is not None:
         kw.update({key: int(layers) for key in arch.layers})
+        kw.update({key: max(1, int(layers) // 4) for key in arch.sparse})
     if d_model is not None:
         kw[arch.d_model] = int(d_model)
         if arch.ffn:
