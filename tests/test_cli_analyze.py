@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 from test_report_common import toy_analysis
 
 from bwsk.cli import analyze as analyze_cli
@@ -76,3 +79,62 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     for fragment in fragments:
         assert fragment in proc.stderr
+
+
+def _relu_model(dim) -> onnx.ModelProto:
+    """y = relu(x @ 2I): K, with a witness built from two negative inputs."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [dim, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [dim, 4])
+    w = numpy_helper.from_array(np.eye(4, dtype=np.float32) * 2, "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
+    graph = helper.make_graph(nodes, "relu_net", [x], [y], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.fixture
+def static_onnx(tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(_relu_model(2), path)
+    return path
+
+
+def test_real_onnx_model_json_contract(tmp_path, static_onnx, capsys):
+    rc = main(["analyze", str(static_onnx), "--quiet", "--json", str(tmp_path / "r.json")])
+    assert rc == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["verdict"] == "K" and doc["summary"]["ops"] == 2
+    a, b = (np.asarray(doc["witness"][k]["x"], dtype=np.float32) for k in ("a", "b"))
+    assert a.shape == b.shape == (2, 4) and np.abs(a - b).max() >= 1e-3
+    relu = lambda v: np.maximum(v @ (2 * np.eye(4, dtype=np.float32)), 0)  # noqa: E731
+    np.testing.assert_allclose(relu(a), relu(b), rtol=1e-4, atol=1e-5)
+
+
+def test_dynamic_shape_needs_input_shape(tmp_path, capsys):
+    path = tmp_path / "dyn.onnx"
+    onnx.save(_relu_model("batch"), path)
+    assert main(["analyze", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--input-shape x=N,4" in err and len(err.splitlines()) == 1
+    assert main(["analyze", str(path), "--quiet", "--input-shape", "x=3,4"]) == 0
+
+
+def test_not_onnx_truncated_and_missing_external_data(tmp_path, static_onnx, capsys):
+    text = tmp_path / "notes.onnx"
+    text.write_text("hello, not a model\n")
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes(static_onnx.read_bytes()[:60])
+    external = tmp_path / "ext.onnx"
+    onnx.save(_relu_model(2), external, save_as_external_data=True, location="ext.data",
+              size_threshold=0)
+    (tmp_path / "ext.data").unlink()
+    for path, fragment in ((text, "not a valid ONNX model"), (truncated, "not a valid ONNX"),
+                           (external, "external data"), (tmp_path / "nope.onnx", "no such file")):
+        assert main(["analyze", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and len(err.splitlines()) == 1, err
+
+
+def test_entry_point_prints_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    _assert_one_line_error(_bwsk(str(bad)), "not a valid ONNX model")

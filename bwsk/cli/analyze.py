@@ -53,6 +53,18 @@ def parse_input_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def require_static_inputs(graph) -> None:
+    """Verdicts are about one concrete input shape, so every dynamic dim must be bound."""
+    from bwsk.report.json import variable_inputs
+
+    for name in variable_inputs(graph):
+        shape = graph.values[name].shape if name in graph.values else None
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            dims = ",".join(str(d) if isinstance(d, int) else "N" for d in shape or ("N",))
+            raise BwskError(f"input {name!r} has dynamic shape {shape}; bind it with "
+                            f"--input-shape {name}={dims} (N = the size to analyse)")
+
+
 def load_and_analyze(spec: str, weights: bool, shapes: dict[str, tuple[int, ...]],
                      console: Console):
     """Load MODEL and analyse it, showing progress on the (stderr) console."""
@@ -61,6 +73,7 @@ def load_and_analyze(spec: str, weights: bool, shapes: dict[str, tuple[int, ...]
 
     with console.status(f"loading {spec} …"):
         graph = load(spec, shapes or None)
+    require_static_inputs(graph)
     with console.status("proving verdicts …" if weights else "proving verdicts (no weights) …"):
         return analyze(graph, weights=weights)
 
