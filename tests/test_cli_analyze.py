@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -14,6 +15,8 @@ from test_report_common import toy_analysis
 
 from bwsk.cli import analyze as analyze_cli
 from bwsk.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.fixture
@@ -138,3 +141,41 @@ def test_entry_point_prints_one_line_without_traceback(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage")
     _assert_one_line_error(_bwsk(str(bad)), "not a valid ONNX model")
+
+
+def test_unknown_zoo_name_lists_the_valid_ones(capsys):
+    assert main(["analyze", "gpt9"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'gpt9'" in err and "gpt2, bert-base, t5-small" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_coupling_example_is_s_with_inverse(tmp_path, capsys):
+    rc = main(["analyze", str(EXAMPLES / "coupling.onnx"), "--json", str(tmp_path / "c.json")])
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert rc == 0 and doc["verdict"] == "S" and doc["inverse_available"] is True
+    assert doc["witness"] is None and "left-inverse program available" in out
+
+
+@pytest.mark.slow
+def test_tiny_gpt2_end_to_end(tmp_path):
+    import jsonschema
+
+    from bwsk.report import JSON_SCHEMA
+
+    proc = subprocess.run([sys.executable, "-m", "bwsk", "analyze",
+                           str(EXAMPLES / "tiny_gpt2.onnx"), "--dot", "out.svg",
+                           "--json", "out.json"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "primitive ops" in proc.stdout
+    doc = json.loads((tmp_path / "out.json").read_text())
+    jsonschema.Draft202012Validator(JSON_SCHEMA).validate(doc)
+    assert [i["name"] for i in doc["inputs"]] == ["input_ids"] and doc["summary"]["ops"] > 50
+    dot = (tmp_path / "out.dot").read_text()
+    assert "#f4a6a6" in dot and "#b7e4b0" in dot and "erases 32 dims" in dot
+    if (tmp_path / "out.svg").exists():
+        assert "wrote out.dot and out.svg" in proc.stderr
+    else:
+        assert "Graphviz 'dot' not found: wrote out.dot; install graphviz" in proc.stderr
