@@ -34,23 +34,29 @@ std::uint32_t index_field(const py::tuple& rec, std::size_t i) {
     return py::cast<std::uint32_t>(rec[i]);
 }
 
-bwsk::Record record_from_python(py::handle item, std::size_t i) {
-    auto rec = py::reinterpret_borrow<py::tuple>(item);
+std::size_t record_fields(Kind k) {
+    switch (k) {
+        case Kind::Ref: case Kind::Tuple: return 2;
+        case Kind::Prim: case Kind::App: case Kind::Lam: case Kind::Proj: return 3;
+        default: return 1;
+    }
+}
+
+bwsk::Record record_from_python(const py::tuple& rec, std::size_t i) {
     bwsk::Record r;
     r.kind = bwsk::kind_from_name(py::cast<std::string>(rec[0]));
-    std::size_t want = 1;
-    switch (r.kind) {
-        case Kind::Prim: r.s1 = py::cast<std::string>(rec[1]), r.s2 = py::cast<std::string>(rec[2]), want = 3; break;
-        case Kind::Ref: r.s1 = py::cast<std::string>(rec[1]), want = 2; break;
-        case Kind::App: r.a = index_field(rec, 1), r.b = index_field(rec, 2), want = 3; break;
-        case Kind::Lam: r.s1 = py::cast<std::string>(rec[1]), r.a = index_field(rec, 2), want = 3; break;
-        case Kind::Tuple: r.a = index_field(rec, 1), want = 2; break;
-        case Kind::Proj: r.a = index_field(rec, 1), r.b = index_field(rec, 2), want = 3; break;
-        default: break;
-    }
+    std::size_t want = record_fields(r.kind);
     if (rec.size() != want)
         throw bwsk::TermError("record " + std::to_string(i) + ": a " + bwsk::kind_name(r.kind) +
                               " record has " + std::to_string(want) + " fields");
+    switch (r.kind) {
+        case Kind::Prim: r.s1 = py::cast<std::string>(rec[1]), r.s2 = py::cast<std::string>(rec[2]); break;
+        case Kind::Ref: r.s1 = py::cast<std::string>(rec[1]); break;
+        case Kind::App: case Kind::Proj: r.a = index_field(rec, 1), r.b = index_field(rec, 2); break;
+        case Kind::Lam: r.s1 = py::cast<std::string>(rec[1]), r.a = index_field(rec, 2); break;
+        case Kind::Tuple: r.a = index_field(rec, 1); break;
+        default: break;
+    }
     return r;
 }
 
@@ -62,11 +68,9 @@ std::vector<bwsk::Record> records_from_python(const py::sequence& records) {
         if (!py::isinstance<py::tuple>(item) || py::len(item) == 0)
             throw bwsk::TermError("record " + std::to_string(i) + ": expected a non-empty tuple");
         try {
-            out.push_back(record_from_python(item, i));
+            out.push_back(record_from_python(py::reinterpret_borrow<py::tuple>(item), i));
         } catch (const py::cast_error&) {
             throw bwsk::TermError("record " + std::to_string(i) + ": a field has the wrong type");
-        } catch (const py::index_error&) {
-            throw bwsk::TermError("record " + std::to_string(i) + ": too few fields");
         }
         ++i;
     }

@@ -1,9 +1,9 @@
 // Bracket abstraction (see abstract.hpp).
 #include "core/abstract.hpp"
 
-#include <unordered_map>
 
 #include "core/deep.hpp"
+#include "core/idmap.hpp"
 
 namespace bwsk {
 
@@ -27,8 +27,7 @@ private:
 
     Done abs(Id t) {
         if (t == x_) return {t, s_.comb(Kind::I)};
-        auto it = memo_.find(t);
-        if (it != memo_.end()) return it->second;
+        if (const Done* done = memo_.find(t)) return *done;
         stack_guard();
         Done d{t, kNone};
         const Node n = s_.node(t);
@@ -38,7 +37,7 @@ private:
             Id plain = Abstractor(s_, s_.prim(s_.str(n.a), "")).abstract(n.b);
             d = abs(plain);
         }
-        memo_.emplace(t, d);
+        memo_.insert(t, d);
         return d;
     }
 
@@ -56,7 +55,7 @@ private:
 
     Store& s_;
     Id x_;
-    std::unordered_map<Id, Done> memo_;
+    IdMap<Done> memo_;
 };
 
 }  // namespace

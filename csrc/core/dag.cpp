@@ -1,8 +1,9 @@
 // Flat record lists in and out of the store (see dag.hpp).
 #include "core/dag.hpp"
 
+#include "core/idmap.hpp"
+
 #include <string>
-#include <unordered_map>
 
 namespace bwsk {
 
@@ -89,18 +90,17 @@ Record node_record(const Store& store, Id t) {
 
 Exported export_dag(const Store& store, Id root) {
     std::vector<Id> ids = reachable(store, root);
-    std::unordered_map<Id, std::uint32_t> index;
-    index.reserve(ids.size());
+    IdMap<std::uint32_t> index(ids.size());
     Exported out;
     out.records.reserve(ids.size());
     out.refs.assign(ids.size(), 0);
     for (Id t : ids) {
         Record r = node_record(store, t);
         Kind k = r.kind;
-        if (k == Kind::App) r.a = index.at(r.a), ++out.refs[r.a];
-        if (k == Kind::App) r.b = index.at(r.b), ++out.refs[r.b];
-        if (k == Kind::Lam) r.a = index.at(r.a), ++out.refs[r.a];
-        index.emplace(t, static_cast<std::uint32_t>(out.records.size()));
+        if (k == Kind::App) r.a = *index.find(r.a), ++out.refs[r.a];
+        if (k == Kind::App) r.b = *index.find(r.b), ++out.refs[r.b];
+        if (k == Kind::Lam) r.a = *index.find(r.a), ++out.refs[r.a];
+        index.insert(t, static_cast<std::uint32_t>(out.records.size()));
         out.records.push_back(std::move(r));
     }
     return out;
@@ -108,18 +108,17 @@ Exported export_dag(const Store& store, Id root) {
 
 std::uint64_t tree_size(const Store& store, Id root) {
     std::vector<Id> ids = reachable(store, root);
-    std::unordered_map<Id, std::uint64_t> size;
-    size.reserve(ids.size());
+    IdMap<std::uint64_t> size(ids.size());
     constexpr std::uint64_t kMax = ~std::uint64_t(0);
     auto add = [](std::uint64_t x, std::uint64_t y) { return x > kMax - y ? kMax : x + y; };
     for (Id t : ids) {
         const Node& n = store.node(t);
         std::uint64_t sz = 1;
-        if (n.kind == Kind::App) sz = add(sz, add(size.at(n.a), size.at(n.b)));
-        if (n.kind == Kind::Lam) sz = add(sz, size.at(n.b));
-        size.emplace(t, sz);
+        if (n.kind == Kind::App) sz = add(sz, add(*size.find(n.a), *size.find(n.b)));
+        if (n.kind == Kind::Lam) sz = add(sz, *size.find(n.b));
+        size.insert(t, sz);
     }
-    return size.at(root);
+    return *size.find(root);
 }
 
 }  // namespace bwsk

@@ -28,7 +28,7 @@ public:
         if (n.kind == Kind::App) {
             Id f = nf(n.a);
             Id x = nf(n.b);
-            r = apply(f, x);
+            r = f == n.a && x == n.b ? reduce(t) : apply(f, x);
         } else if (n.kind == Kind::Lam) {
             r = nf(abstract(s_, s_.str(n.a), nf(n.b)));
         }
@@ -40,8 +40,10 @@ public:
 
 private:
     // The normal form of f x for normal f and x.
-    Id apply(Id f, Id x) {
-        Id t = s_.app(f, x);
+    Id apply(Id f, Id x) { return reduce(s_.app(f, x)); }
+
+    // The normal form of the application t, whose children are normal.
+    Id reduce(Id t) {
         Id memo = s_.nf[t];
         if (memo == kInProgress)
             throw TermError("term has no normal form: a subterm reduces to a term containing itself");
