@@ -23,13 +23,11 @@ SHAPE_ONLY = {"zeros_like", "ones_like", "full_like", "empty_like", "new_ones", 
 
 # ATen name -> atom, for ops whose arguments map one to one onto the atom's inputs.
 SIMPLE = {
-    "mul": "mul", "mul_": "mul", "div": "div",
     "neg": "neg", "abs": "abs", "log": "log", "exp": "exp", "sqrt": "sqrt", "tanh": "tanh",
     "sigmoid": "sigmoid", "relu": "relu", "pow": "pow", "matmul": "matmul", "bmm": "matmul",
-    "mm": "matmul", "where": "where", "eq": "equal", "lt": "less", "le": "less_or_equal",
-    "gt": "greater", "ge": "greater_or_equal", "__and__": "and", "logical_and": "and",
+    "mm": "matmul", "__and__": "and", "logical_and": "and",
     "__or__": "or", "logical_or": "or", "logical_not": "not", "bitwise_not": "not",
-    "minimum": "min", "maximum": "max", "reciprocal": "reciprocal", "erf": "erf",
+    "reciprocal": "reciprocal", "erf": "erf",
     "sin": "sin", "cos": "cos", "silu": "silu", "elu": "elu", "softplus": "softplus",
     "hardtanh": "clip", "clamp": "clip", "sign": "sign", "floor": "floor", "ceil": "ceil",
     "cumsum": "cum_sum", "diff": "diff",
@@ -41,7 +39,8 @@ def aten_name(target: Any) -> str:
     """'aten.add.Tensor' -> 'add' (the overload packet's short name)."""
     packet = getattr(target, "overloadpacket", None)
     name = getattr(packet, "__name__", None) or getattr(target, "__name__", str(target))
-    return name.split(".")[-1]
+    name = name.split(".")[-1]
+    return name[:-1] if name.endswith("_") and not name.startswith("_") else name  # in-place
 
 
 def is_mapped(name: str) -> bool:
@@ -184,17 +183,50 @@ def _unbind(em, n, args, kw):
         em.node("squeeze", [piece, em.const_array([dim], "int64")], {}, out=out, like=n)
 
 
-@handler("add", "add_", "sub", "sub_", "rsub")
+# Elementwise ops whose operands torch promotes to a common dtype and ONNX does not.
+ARITHMETIC = {"mul": "mul", "div": "div", "minimum": "min",
+              "maximum": "max"}
+COMPARISONS = {"eq": "equal", "lt": "less", "le": "less_or_equal", "gt": "greater",
+               "ge": "greater_or_equal"}
+
+
+@handler(*ARITHMETIC)
+def _arithmetic(em, n, args, kw):
+    dtype = em.dtype_of(n)
+    attrs = {"rounding_mode": kw["rounding_mode"]} if kw.get("rounding_mode") else {}
+    if attrs:
+        em.unsupported(n, "division with rounding is not mapped")
+    em.node(ARITHMETIC[aten_name(n.target)], [em.operand(a, dtype) for a in args[:2]], attrs,
+            out=n.name, like=n)
+
+
+@handler(*COMPARISONS)
+def _compare(em, n, args, kw):
+    dtype = next(em.dtype_of(a) for a in args if em.is_tensor(a))
+    em.node(COMPARISONS[aten_name(n.target)], [em.operand(a, dtype) for a in args[:2]], {},
+            out=n.name, like=n)
+
+
+@handler("where")
+def _where(em, n, args, kw):
+    dtype = em.dtype_of(n)
+    em.node("where", [em.ref(args[0]), em.operand(args[1], dtype), em.operand(args[2], dtype)],
+            {}, out=n.name, like=n)
+
+
+@handler("add", "sub", "rsub")
 def _add_sub(em, n, args, kw):
-    name = aten_name(n.target).rstrip("_")
+    name = aten_name(n.target)
     a, b = (args[1], args[0]) if name == "rsub" else (args[0], args[1])
     alpha = kw.get("alpha", args[2] if len(args) > 2 else 1)
-    b_ref = em.ref(b)
+    dtype = em.dtype_of(n)
+    b_ref = em.operand(b, dtype)
     if alpha != 1:
-        em.node("mul", [b_ref, em.const_array(float(alpha), "float32")], {},
-                out=f"{n.name}.alpha", like=n, shape=em.shape_of(b) if em.is_tensor(b) else ())
+        em.node("mul", [b_ref, em.const_array(alpha, dtype)], {}, out=f"{n.name}.alpha",
+                like=n, shape=em.shape_of(b) if em.is_tensor(b) else ())
         b_ref = f"{n.name}.alpha"
-    em.node("add" if name == "add" else "sub", [em.ref(a), b_ref], {}, out=n.name, like=n)
+    em.node("add" if name == "add" else "sub", [em.operand(a, dtype), b_ref], {}, out=n.name,
+            like=n)
 
 
 @handler("argmax", "argmin")
@@ -210,8 +242,9 @@ def _argmax(em, n, args, kw):
 
 @handler("one_hot")
 def _one_hot(em, n, args, kw):
-    depth = int(em.shape_of(n)[-1])
-    em.node("one_hot", [em.ref(args[0])], {"depth": depth, "axis": -1}, out=n.name, like=n)
+    depth = em.const_array(int(em.shape_of(n)[-1]), "int64")
+    em.node("one_hot", [em.ref(args[0]), depth, em.const_array([0, 1], "int64")], {"axis": -1},
+            out=n.name, like=n)
 
 
 @handler("cat", "concat")
@@ -240,8 +273,8 @@ def _reduce(em, n, args, kw):
     keep = bool(args[2] if len(args) > 2 else kw.get("keepdim", False))
     atom = {"mean": "reduce_mean", "sum": "reduce_sum", "amax": "reduce_max",
             "amin": "reduce_min", "prod": "reduce_prod"}[name]
-    em.node(atom, [em.ref(args[0])], {"axes": [_axis(d, rank) for d in dims],
-                                      "keepdims": int(keep)}, out=n.name, like=n)
+    axes = em.const_array([_axis(d, rank) for d in dims], "int64")
+    em.node(atom, [em.ref(args[0]), axes], {"keepdims": int(keep)}, out=n.name, like=n)
 
 
 @handler("rsqrt")
@@ -252,7 +285,8 @@ def _rsqrt(em, n, args, kw):
 
 @handler("ne")
 def _ne(em, n, args, kw):
-    em.node("equal", [em.ref(args[0]), em.ref(args[1])], {}, out=f"{n.name}.eq", like=n)
+    dtype = next(em.dtype_of(a) for a in args if em.is_tensor(a))
+    em.node("equal", [em.operand(a, dtype) for a in args[:2]], {}, out=f"{n.name}.eq", like=n)
     em.node("not", [f"{n.name}.eq"], {}, out=n.name, like=n)
 
 
@@ -260,17 +294,18 @@ def _ne(em, n, args, kw):
 def _min_max(em, n, args, kw):
     name = aten_name(n.target)
     if len(args) == 2 and em.is_tensor(args[1]):
-        em.node(name, [em.ref(args[0]), em.ref(args[1])], {}, out=n.name, like=n)
+        dtype = em.dtype_of(n)
+        em.node(name, [em.operand(a, dtype) for a in args], {}, out=n.name, like=n)
         return
     rank = len(em.shape_of(args[0]))
     dim = _axis(int(args[1]), rank) if len(args) > 1 else None
     keep = int(bool(args[2] if len(args) > 2 else kw.get("keepdim", False)))
-    axes = {"axes": [dim] if dim is not None else list(range(rank)), "keepdims": keep}
+    axes = em.const_array([dim] if dim is not None else list(range(rank)), "int64")
     if dim is None:
-        em.node(f"reduce_{name}", [em.ref(args[0])], axes, out=n.name, like=n)
+        em.node(f"reduce_{name}", [em.ref(args[0]), axes], {"keepdims": keep}, out=n.name, like=n)
         return
     values, indices = em.multi_outputs(n, 2)
-    em.node(f"reduce_{name}", [em.ref(args[0])], axes, out=values, like=n,
+    em.node(f"reduce_{name}", [em.ref(args[0]), axes], {"keepdims": keep}, out=values, like=n,
             shape=em.shape_of_value(n.meta["val"][0]))
     em.node(f"arg_{name}", [em.ref(args[0])], {"axis": dim, "keepdims": keep}, out=indices,
             like=n, shape=em.shape_of_value(n.meta["val"][1]), dtype="int64")
@@ -297,7 +332,8 @@ def _sdpa(em, n, args, kw):
     p = n.name
     em.node("transpose", [em.ref(k)], {"perm": perm}, out=f"{p}.kT", shape=kt_shape, like=n)
     em.node("matmul", [em.ref(q), f"{p}.kT"], {}, out=f"{p}.qk", shape=scores_shape, like=n)
-    em.node("mul", [f"{p}.qk", em.const_array(float(scale), "float32")], {}, out=f"{p}.scaled",
+    em.node("mul", [f"{p}.qk", em.const_array(float(scale), em.dtype_of(q))], {},
+            out=f"{p}.scaled",
             shape=scores_shape, like=n)
     logits = f"{p}.scaled"
     bias = em.attention_bias(mask, causal, q_shape[-2], k_shape[-2])

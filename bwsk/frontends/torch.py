@@ -41,6 +41,16 @@ def _np_dtype(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def _onnx_dtype(dtype: torch.dtype) -> int:
+    """The ONNX TensorProto element type (Cast's ``to``) of a torch dtype."""
+    import onnx
+
+    np_dtype = np.dtype(_np_dtype(dtype)) if dtype != torch.bfloat16 else None
+    if np_dtype is None:
+        return onnx.TensorProto.BFLOAT16
+    return onnx.helper.np_dtype_to_tensor_dtype(np_dtype)
+
+
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach().cpu()
     if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
@@ -133,7 +143,8 @@ class Emitter:
             return  # _assert_tensor_metadata and friends have no result
         meta = n.meta.get("val")
         if isinstance(meta, torch.Tensor) and meta.dtype != source.meta["val"].dtype:
-            self.node("cast", [self.ref(source)], {"to": _np_dtype(meta.dtype)}, out=n.name, like=n)
+            self.node("cast", [self.ref(source)], {"to": _onnx_dtype(meta.dtype)}, out=n.name,
+                      like=n)
         else:
             self.alias[n.name] = self.ref(source)
 
@@ -161,6 +172,28 @@ class Emitter:
                 self.values[name] = Value(name, tuple(array.shape), array.dtype.name, array)
             return name
         return x.name
+
+    def dtype_of(self, x: Any) -> str:
+        value = x.meta.get("val") if isinstance(x, fx.Node) else None
+        if isinstance(value, (list, tuple)):
+            value = value[0]
+        return _np_dtype(value.dtype) if isinstance(value, torch.Tensor) else "float32"
+
+    def operand(self, x: Any, dtype: str) -> str:
+        """``x`` as an operand of dtype ``dtype`` (torch promotes implicitly, ONNX does not)."""
+        if not isinstance(x, fx.Node):
+            return self.const_array(x, dtype)
+        name = self.ref(x)
+        value = self.values[name]
+        if value.dtype == dtype:
+            return name
+        if value.is_const:
+            return self.const_array(value.const.astype(dtype), dtype)
+        cast = f"{name}.as_{dtype}"
+        if cast not in self.values:
+            self.node("cast", [name], {"to": _onnx_dtype(getattr(torch, dtype))}, out=cast,
+                      like=x, dtype=dtype)
+        return cast
 
     def transposed(self, w: fx.Node) -> str:
         """wᵀ for a linear layer: a named constant when w is one, else a transpose node."""
