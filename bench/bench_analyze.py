@@ -96,65 +96,72 @@ def bench_depth(quick: bool) -> None:
                   f"weights, {ratio[1]:.1f}× with weights (target ≤ 9× for 96/12)")
 
 
-def _capture_leaf_inputs(model, inputs) -> dict[str, tuple]:
-    """The positional arguments each leaf module receives on its first call."""
+def _called_leaves(model, inputs) -> set[str]:
+    """Names of the leaf modules one forward pass actually calls."""
     import torch
 
-    seen: dict[str, tuple] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if next(module.children(), None) is None:
-            def grab(mod, args, name=name):
-                seen.setdefault(name, tuple(a.detach().clone() if torch.is_tensor(a) else a
-                                            for a in args))
-            hooks.append(module.register_forward_pre_hook(grab))
+    called: set[str] = set()
+    hooks = [module.register_forward_pre_hook(lambda *_, name=name: called.add(name))
+             for name, module in model.named_modules() if next(module.children(), None) is None]
     try:
         with torch.no_grad():
             model(**inputs)
     finally:
         for hook in hooks:
             hook.remove()
-    return seen
+    return called
 
 
-def _leaf_verdict(module, args) -> tuple[str, str]:
-    from bwsk.errors import BwskError
-    from bwsk.frontends.torch import graph_of
+def scope_subgraph(graph, scope: str):
+    """The part of ``graph`` a module computed (its scope), as a function of what flows in."""
+    from bwsk.ir import Graph
 
-    try:
-        analysis, _ = _analyze(graph_of(module, args), weights=True)
-    except BwskError as exc:
-        return "GRAY", f"not analysed: {exc}"
-    return analysis.verdict, analysis.reason
+    inside = [n for n in graph.nodes if n.scope == scope or n.scope.startswith(scope + ".")]
+    if not inside:
+        return None
+    ids = {id(n) for n in inside}
+    produced = {o for n in inside for o in n.outputs if o}
+    inputs = list(dict.fromkeys(x for n in inside for x in n.inputs
+                                if x and x not in produced and not graph.is_const(x)))
+    used_outside = {x for n in graph.nodes if id(n) not in ids for x in n.inputs}
+    used_outside.update(graph.outputs)
+    outputs = [o for n in inside for o in n.outputs if o and o in used_outside]
+    names = {x for n in inside for x in (*n.inputs, *n.outputs) if x}
+    values = {k: graph.values[k] for k in names if k in graph.values}
+    return Graph(scope, inputs, outputs, values, inside)
 
 
-def leaf_census(model, inputs) -> tuple[Counter, dict[str, Counter], dict[str, str], int]:
-    """bwsk's verdict on every leaf module, each distinct (type, config, input) analysed once.
+def leaf_census(model, inputs, graph) -> tuple[Counter, dict[str, Counter], dict[str, str], int]:
+    """bwsk's verdict on every leaf module: the module's own ops, cut out of the model's graph
+    and analysed with weight checks; each distinct (type, ops, input shapes) analysed once.
 
-    Returns counts, per-type verdict counts, one reason per (type, verdict), and the number of
-    leaf modules the forward pass never calls (they are no part of the function).
+    A called leaf with no ops (dropout in eval mode) is the identity, hence S. Returns counts,
+    per-type verdict counts, one reason per (type, verdict), and the number of leaf modules
+    the forward pass never calls (no part of the function).
     """
-    captured = _capture_leaf_inputs(model, inputs)
+    called = _called_leaves(model, inputs)
     cache: dict[tuple, tuple[str, str]] = {}
     counts: Counter = Counter()
     by_type: dict[str, Counter] = {}
     reasons: dict[str, str] = {}
-    unused = 0
     for name, module in model.named_modules():
-        if next(module.children(), None) is not None:
+        if next(module.children(), None) is not None or name not in called:
             continue
-        if name not in captured:
-            unused += 1
-            continue
-        args = captured[name]
-        key = (type(module).__name__, repr(module),
-               tuple((tuple(a.shape), str(a.dtype)) if hasattr(a, "shape") else a for a in args))
-        if key not in cache:
-            cache[key] = _leaf_verdict(module, args)
-        verdict, reason = cache[key]
+        sub = scope_subgraph(graph, name)
+        if sub is None:
+            verdict, reason = "S", "no ops after export: the identity in eval mode"
+        else:
+            key = (type(module).__name__, tuple(n.op for n in sub.nodes),
+                   tuple(str(sub.values[x].shape) for x in sub.inputs))
+            if key not in cache:
+                analysis, _ = _analyze(sub, weights=True)
+                cache[key] = analysis.verdict, analysis.reason
+            verdict, reason = cache[key]
         counts[verdict] += 1
         by_type.setdefault(type(module).__name__, Counter())[verdict] += 1
         reasons.setdefault(f"{type(module).__name__}:{verdict}", reason)
+    unused = sum(1 for n, m in model.named_modules()
+                 if next(m.children(), None) is None and n not in called)
     return counts, by_type, reasons, unused
 
 
@@ -180,7 +187,7 @@ def bench_seed(name: str, quick: bool) -> list[str]:
     baseline = classify(model)
     _, fast_s = _analyze(graph, weights=False)
     analysis, full_s = _analyze(graph, weights=True)
-    census, by_type, reasons, unused = leaf_census(model, inputs)
+    census, by_type, reasons, unused = leaf_census(model, inputs, graph)
     table = Table(title=f"{name}{' (2 layers)' if quick else ''}: S/K/gray %",
                   title_justify="left")
     for col in ("row", "n", "S %", "K %", "gray %", "seconds"):
