@@ -200,7 +200,7 @@ def parse_records(text: str, source: str = "<term>") -> list[tuple]:
         raise convert(exc, text, source) from None
     walker = _Walker(text, source)
     root = walker.walk(tree.children[0])
-    return finalize(walker.records, root, walker.binders, source)
+    return finalize(walker.records, root, walker.binders, text, source)
 
 
 def parse(text: str, source: str = "<term>"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from lark import Token
 
 from bwsk.errors import TermError
+from bwsk.lang.grammar import position
 
 
 class Slot:
@@ -37,15 +38,16 @@ def children(record: tuple) -> tuple:
     return ()
 
 
-def _cycle_error(stack: list[int], start: int, records, source: str) -> TermError:
+def _cycle_error(stack: list[int], start: int, records, text: str, source: str) -> TermError:
     at = [i for i, _ in stack].index(start)
     slots = [records[i][1] for i, _ in stack[at:] if records[i][0] == "fwd"]
     names = " -> ".join([slot.name for slot in slots] + [slots[0].name])
-    token = slots[0].token
-    return TermError(f"{source}:{token.line}:{token.column}: cyclic let: {names}")
+    line, column = position(text, slots[0].token.start_pos)
+    return TermError(f"{source}:{line}:{column}: cyclic let: {names}")
 
 
-def _postorder(records: list[tuple], roots, state: list[int], source: str) -> list[int]:
+def _postorder(records: list[tuple], roots, state: list[int], text: str,
+               source: str) -> list[int]:
     """Iterative DFS; ``state`` is 0 unseen, 1 on the stack, 2 done. Returns the finish order."""
     order: list[int] = []
     for root in roots:
@@ -60,7 +62,7 @@ def _postorder(records: list[tuple], roots, state: list[int], source: str) -> li
                 stack[-1] = (node, k + 1)
                 child = kids[k]
                 if state[child] == 1:
-                    raise _cycle_error(stack, child, records, source)
+                    raise _cycle_error(stack, child, records, text, source)
                 if not state[child]:
                     state[child] = 1
                     stack.append((child, 0))
@@ -117,12 +119,12 @@ def _leaf_name(leaf: tuple, binders: list[str]) -> str:
     return binders[leaf[1]] if leaf[0] == "var" else leaf[1]
 
 
-def finalize(records: list[tuple], root: int, binders: list[str],
+def finalize(records: list[tuple], root: int, binders: list[str], text: str,
              source: str) -> list[tuple]:
     """Build records in postfix order, the term last; unused bindings are checked, not kept."""
     state = [0] * len(records)
-    order = _postorder(records, [root], state, source)
-    _postorder(records, range(len(records)), state, source)  # cycles among unused bindings
+    order = _postorder(records, [root], state, text, source)
+    _postorder(records, range(len(records)), state, text, source)  # cycles among unused bindings
     new_index: dict[int, int] = {}
     out: list[tuple] = []
     for old in order:
