@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bwsk_classifier_baseline import classify  # noqa: E402
+from bwsk_classifier_baseline import classify
 
 CARDS = {"gpt2": (60.8, 39.2, 0.0), "opt-350m": (89.1, 10.9, 0.0), "t5-small": (70.5, 29.5, 0.0),
          "switch-base-8": (52.6, 38.7, 8.6), "bert-base": (67.3, 32.7, 0.0)}

@@ -61,7 +61,7 @@ def toy_analysis(layers: int = 2, verdict: str = "K", with_blocks: bool = True) 
     b = a + np.float32(5.0)  # softmax is shift-invariant
     witness = Witness({"x": a}, {"x": b}) if verdict == "K" else None
     conditions = ["W has full column rank"] if verdict == "GRAY" else []
-    return Analysis("toy", graph, verdict, "softmax collides x and x+c", 
+    return Analysis("toy", graph, verdict, "softmax collides x and x+c",
                     [_node_verdict(n) for n in graph.nodes], blocks, conditions, witness,
                     inverse=(lambda y: y) if verdict == "S" else None, term="\\x. softmax x")
 

@@ -1,0 +1,160 @@
+"""Benchmark of the native rewriting core (prints a table; asserts nothing about time).
+
+1. The abstraction of a 200,000-layer residual chain h_{k+1} = add h_k (f_k h_k), built
+   through build() and normalized (about a million nodes).
+2. A random well-typed term of about a million nodes: a chain of values, each a small random
+   combinator/lambda function of earlier values, so every node hides redexes.
+3. The same generator at 100,000 nodes, normalized side by side by the core and by the
+   pure-Python reference normalizer (tests/oracle.py), whose results must agree.
+
+Targets: <= 2 s per million-node normalization, <= 100 store bytes per node, >= 30x the oracle.
+Each run uses fresh primitive names, so the store's memoized normal forms never help.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from bwsk.term import build, export, store_stats  # noqa: E402
+
+
+def residual_chain(layers: int, tag: str) -> list[tuple]:
+    """Records of \\x. h_n with h_{k+1} = add h_k (f_k h_k)."""
+    records: list[tuple] = [("prim", f"add_{tag}", ""), ("prim", "x", "")]
+    h = 1
+    for k in range(layers):
+        records += [("prim", f"f{k}_{tag}", ""), ("app", len(records), h), ("app", 0, h)]
+        records.append(("app", len(records) - 1, len(records) - 2))
+        h = len(records) - 1
+    records.append(("lam", "x", h))
+    return records
+
+
+class RandomTyped:
+    """Random simply typed terms over o (values), o->o (F) and o->o->o (G) as records."""
+
+    def __init__(self, seed: int, tag: str):
+        self.rng, self.records, self.atoms = random.Random(seed), [], {}
+        self.tag = tag
+        self.values = [self.atom("prim", f"c_{tag}", "")]
+
+    def atom(self, *rec) -> int:
+        if rec not in self.atoms:
+            self.atoms[rec] = self.add(rec)
+        return self.atoms[rec]
+
+    def add(self, rec: tuple) -> int:
+        self.records.append(rec)
+        return len(self.records) - 1
+
+    def app(self, f: int, *xs: int) -> int:
+        for x in xs:
+            f = self.add(("app", f, x))
+        return f
+
+    def value(self) -> int:
+        return self.values[-self.rng.randint(1, min(len(self.values), 50))]
+
+    def fun(self, depth: int) -> int:  # type o -> o
+        r, c = self.rng.random(), self.atom
+        if depth == 0 or r < 0.25:
+            return self.app(c("prim", f"f{self.rng.randrange(300)}_{self.tag}", ""))
+        if r < 0.40:
+            return self.app(c("B",), self.fun(depth - 1), self.fun(depth - 1))
+        if r < 0.55:
+            return self.app(c("S",), self.fun2(depth - 1), self.fun(depth - 1))
+        if r < 0.65:
+            return self.app(c("W",), self.fun2(depth - 1))
+        if r < 0.75:
+            return self.app(c("C",), self.fun2(depth - 1), self.value())
+        if r < 0.85:
+            return self.app(c("K",), self.value()) if r < 0.78 else c("I",)
+        x = c("prim", "x", "")  # \x. g (F x) v
+        return self.add(("lam", "x", self.app(self.fun2(depth - 1), self.app(self.fun(depth - 1), x),
+                                              self.value())))
+
+    def fun2(self, depth: int) -> int:  # type o -> o -> o
+        r, c = self.rng.random(), self.atom
+        if depth == 0 or r < 0.4:
+            return c("prim", f"g{self.rng.randrange(300)}_{self.tag}", "")
+        if r < 0.6:
+            return self.app(c("C",), self.fun2(depth - 1))
+        if r < 0.8:
+            return self.app(c("B",), self.fun2(depth - 1), self.fun(depth - 1))
+        return self.app(c("K",), self.fun(depth - 1))
+
+    def step(self) -> None:
+        r, prev = self.rng.random(), self.values[-1]
+        if r < 0.6:
+            v = self.app(self.fun(3), prev)
+        elif r < 0.9:
+            v = self.app(self.fun2(3), prev, self.value())
+        else:  # #i/2 <prev, v>
+            pair = self.app(self.atom("tuple", 2), prev, self.value())
+            v = self.app(self.atom("proj", self.rng.randrange(2), 2), pair)
+        self.values.append(v)
+
+    def generate(self, nodes: int) -> list[tuple]:
+        while len(self.records) < nodes:
+            self.step()
+        return self.records
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def core_row(name: str, records: list[tuple]) -> tuple:
+    term, t_build = timed(lambda: build(records))
+    (nf, stats), t_nf = timed(term.normalize_with_stats)
+    return (name, term.size, t_build, t_nf, nf.size, sum(stats.values()))
+
+
+def versus_oracle(records: list[tuple]) -> tuple[float, float] | None:
+    try:
+        from oracle import normalize_records
+    except ImportError as exc:
+        print(f"\nPython reference normalizer missing (tests/oracle.py): {exc}")
+        return None
+
+    def core():
+        return export(build(records).normalize()).records
+
+    core_records, t_core = timed(core)
+    oracle_records, t_oracle = timed(lambda: normalize_records(records)[0])
+    if build(oracle_records) != build(core_records):
+        raise SystemExit("core and oracle disagree on the normal form")
+    return t_core, t_oracle
+
+
+def main() -> None:
+    seed = time.time_ns() % 1_000_000  # fresh names: no memoized normal form can help
+    rows = [
+        core_row("residual chain, 200k layers", residual_chain(200_000, f"r{seed}")),
+        core_row("random well-typed", RandomTyped(1, f"t{seed}").generate(1_000_000)),
+    ]
+    print(f"{'term':<30} {'nodes':>9} {'build s':>8} {'normalize s':>12} {'nf nodes':>9} {'rewrites':>9}")
+    for name, size, t_build, t_nf, nf_size, fired in rows:
+        print(f"{name:<30} {size:>9,} {t_build:>8.2f} {t_nf:>12.2f} {nf_size:>9,} {fired:>9,}")
+    stats = store_stats()
+    print(f"\nstore: {stats['nodes']:,} nodes, {stats['bytes']:,} bytes, "
+          f"{stats['bytes'] / stats['nodes']:.1f} bytes/node (target <= 100)")
+    small = RandomTyped(2, f"o{seed}").generate(100_000)
+    pair = versus_oracle(small)
+    if pair:
+        t_core, t_oracle = pair
+        print(f"\n100k-node random term, records in -> normal-form records out:\n"
+              f"  core {t_core:.3f} s   oracle {t_oracle:.2f} s   "
+              f"speed-up {t_oracle / t_core:.0f}x (target >= 30x)")
+
+
+if __name__ == "__main__":
+    main()
