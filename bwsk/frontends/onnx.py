@@ -34,8 +34,41 @@ def load_onnx(model: str | os.PathLike | onnx.ModelProto | bytes,
         pass
     inferred = _infer_shapes(proto)
     graph = _graph_of(inferred, label)
+    if _has_unknown_shapes(graph):
+        _refine_shapes(graph, inferred)
     graph.source = proto
     return graph
+
+
+def _has_unknown_shapes(graph: Graph) -> bool:
+    return any(v.shape is None or not all(isinstance(d, int) for d in v.shape)
+               for v in graph.values.values() if not v.is_const)
+
+
+def _refine_shapes(graph: Graph, proto: onnx.ModelProto) -> None:
+    """Infer again with folded constants as initializers: a Reshape fed by folded shape
+    arithmetic gets a static output shape that the first pass could not see."""
+    g = proto.graph
+    produced = {o for n in g.node for o in n.output}
+    folded = [v for v in graph.values.values() if v.is_const and v.name in produced
+              and v.const.dtype != object]
+    if not folded:
+        return
+    again = onnx.ModelProto()
+    again.CopyFrom(proto)
+    del again.graph.value_info[:]
+    del again.graph.node[:]
+    names = {n.name for n in graph.nodes}
+    again.graph.node.extend(n for i, n in enumerate(g.node)
+                            if (n.name or f"{n.op_type}_{i}") in names)
+    again.graph.initializer.extend(numpy_helper.from_array(v.const, v.name) for v in folded)
+    refined = _infer_shapes(again)
+    for info in [*refined.graph.value_info, *refined.graph.output]:
+        value = graph.values.get(info.name)
+        if value is not None and not value.is_const:
+            better = _value_of_info(info)
+            if better.shape is not None and all(isinstance(d, int) for d in better.shape):
+                value.shape = better.shape
 
 
 def _read(model: Any) -> tuple[onnx.ModelProto, str]:
@@ -116,9 +149,17 @@ def _bind_input_shapes(proto: onnx.ModelProto, shapes: dict[str, tuple[int, ...]
 
 
 def _infer_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Shape inference, best effort; a custom domain missing from opset_import (which
+    would stop inference of the whole model) is declared first."""
+    declared = {o.domain for o in proto.opset_import}
+    missing = {n.domain for n in proto.graph.node} - declared - {"ai.onnx"}
+    if missing:
+        proto = onnx.ModelProto.FromString(proto.SerializeToString())
+        for domain in sorted(missing):
+            proto.opset_import.add(domain=domain, version=1)
     try:
         return onnx.shape_inference.infer_shapes(proto, data_prop=True)
-    except Exception:  # noqa: BLE001 - inference is best effort; shapes stay unknown
+    except Exception:  # noqa: BLE001 - shapes stay unknown where inference cannot go
         return proto
 
 
