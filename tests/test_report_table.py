@@ -23,8 +23,12 @@ def test_k_summary_has_counts_witness_erasures_and_deduplicated_blocks():
     assert "53.8 %" in text  # 7 of 13 ops are K
     assert "collision witness" in text and "x[2, 4] max|a-b|=5" in text
     assert "3 × h.0" in text and "h.1" not in text.split("blocks")[1]
-    lines = [line for line in text.splitlines() if "/add" in line]
-    assert lines and all(" 4 " in line for line in lines)
+    erasures = text.split("top erasure points")[1].split("undecided")[0]
+    assert "(7 of 7 K nodes)" in erasures
+    assert erasures.index("3 × h.0/add") < erasures.index("head/softmax") \
+        < erasures.index("3 × h.0/relu")  # most erased dims first, unknown last
+    assert [line.split("│")[3].strip() for line in erasures.splitlines()
+            if "│" in line] == ["4", "1", "?"]
 
 
 def test_s_and_gray_certificates():

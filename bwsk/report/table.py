@@ -72,19 +72,30 @@ def counts_table(analysis: Analysis) -> Table:
 
 
 def erasure_table(nodes: list[NodeVerdict], top: int = 10) -> Table | None:
-    """The K nodes losing the most degrees of freedom (unknown counts last)."""
-    erasing = [n for n in nodes if n.verdict == "K"]
-    if not erasing:
+    """The K nodes losing the most degrees of freedom (unknown counts last).
+
+    Nodes erasing the same way (op, dims, reason), typically one per repeated layer, share
+    a row so that twelve layers do not push everything else off the table.
+    """
+    groups: dict[tuple, list[NodeVerdict]] = {}
+    for n in nodes:
+        if n.verdict == "K":
+            groups.setdefault((n.op, n.erased_dims, n.reason), []).append(n)
+    if not groups:
         return None
-    erasing.sort(key=lambda n: (n.erased_dims is None, -(n.erased_dims or 0)))
-    shown = erasing[:top]
-    title = f"top erasure points ({len(shown)} of {len(erasing)})"
-    table = Table(title=title, title_justify="left")
+    ranked = sorted(groups.values(), key=lambda g: (g[0].erased_dims is None,
+                                                    -(g[0].erased_dims or 0), -len(g)))
+    shown = ranked[:top]
+    total = sum(len(g) for g in groups.values())
+    table = Table(title=f"top erasure points ({sum(len(g) for g in shown)} of {total} K nodes)",
+                  title_justify="left")
     for column in ("node", "op", "erased dims", "reason"):
         table.add_column(column, overflow="fold")
-    for n in shown:
-        dims = "?" if n.erased_dims is None else str(n.erased_dims)
-        table.add_row(Text(n.name), Text(n.op), dims, Text(n.reason))
+    for group in shown:
+        first = group[0]
+        name = first.name if len(group) == 1 else f"{len(group)} × {first.name}, …"
+        dims = "?" if first.erased_dims is None else str(first.erased_dims)
+        table.add_row(Text(name), Text(first.op), dims, Text(first.reason))
     return table
 
 
