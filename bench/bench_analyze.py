@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bwsk_classifier_baseline import classify
+from bwsk_classifier_baseline import classify, classify_fx
 
 CARDS = {"gpt2": (60.8, 39.2, 0.0), "opt-350m": (89.1, 10.9, 0.0), "t5-small": (70.5, 29.5, 0.0),
          "switch-base-8": (52.6, 38.7, 8.6), "bert-base": (67.3, 32.7, 0.0)}
@@ -180,6 +180,16 @@ def _differences(baseline, by_type: dict[str, Counter], reasons: dict[str, str])
     return lines
 
 
+def _fx_row(model) -> tuple[str, ...]:
+    try:
+        census = classify_fx(model)
+    except Exception as exc:  # noqa: BLE001 - fx fails in many ways; the row reports how
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:60]
+        return ("published table via torch.fx", "", "", "", "", f"fails: {first}")
+    return ("published table via torch.fx", str(census.total),
+            *(_pct(census.counts, k) for k in KEYS), f"{census.seconds:.4f}")
+
+
 def bench_seed(name: str, quick: bool) -> list[str]:
     """One seed: time per model and the four ratio rows; returns the printed differences."""
     sizes = {"layers": 2} if quick else {}
@@ -196,6 +206,7 @@ def bench_seed(name: str, quick: bool) -> list[str]:
     table.add_row("model card (DESIGN.md §1)", "", *(f"{card[k]:5.1f}" for k in KEYS), "")
     table.add_row("published table, leaf modules (re-created)", str(baseline.total),
                   *(_pct(baseline.counts, k) for k in KEYS), f"{baseline.seconds:.4f}")
+    table.add_row(*_fx_row(model))
     table.add_row("bwsk per-op, weights skipped (export excl.)", str(len(graph.nodes)),
                   "", "", "", f"{fast_s:.2f}")
     counts = analysis.counts()
