@@ -14,6 +14,15 @@ from bwsk.train import TrainConfig, Trainer
 from bwsk.train.data import BUNDLED
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two shared cores: OpenMP threads spinning against other processes cost 10x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_data(root):
     """A small slice of WikiText-2 as a --data directory (seconds, not minutes)."""
     lines = (BUNDLED / "valid.txt").read_text().splitlines()

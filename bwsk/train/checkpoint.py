@@ -35,8 +35,9 @@ def save(out: Path, model: nn.Module, state: dict[str, Any]) -> Path:
     root = checkpoint_root(out)
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{state['step']:07d}"
+    for stale in root.glob(".tmp-step-*"):  # left by a run killed mid-save
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_model(model, str(tmp / "model.safetensors"))
     torch.save(state, tmp / "state.pt")

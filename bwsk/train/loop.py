@@ -161,6 +161,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         if self.cfg.resume:
             self.resume()
+        self.state["stopped"] = None
         with _StopSignal() as stop:
             self._train(stop)
         if self.state["stopped"] == "interrupted":
@@ -186,7 +187,7 @@ class Trainer:
             if self._periodic():
                 break
         else:
-            self.state["stopped"] = self.state["stopped"] or "max_steps"
+            self.state["stopped"] = "max_steps"
         bar.close()
 
     def _periodic(self) -> bool:

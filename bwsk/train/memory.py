@@ -2,8 +2,8 @@
 
 Every tensor autograd saves passes through ``saved_tensors_hooks``; we count each
 underlying storage once and leave out the parameters (they exist whatever the mode).
-A checkpointed segment hides its internals behind its own hooks, so segments report
-the inputs they keep alive through ``record``.
+A (non-reentrant) checkpointed segment hides its internals behind its own hooks but
+saves its inputs through ours, so what recompute keeps alive is counted too.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-_ACTIVE: list[SavedBytesMeter] = []
-
 
 class SavedBytesMeter:
     """Context manager: bytes of distinct non-parameter storages saved for backward."""
@@ -26,14 +24,11 @@ class SavedBytesMeter:
         self.storages: dict[int, int] = {}
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
 
-    def record(self, t: torch.Tensor) -> None:
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
         ptr = storage.data_ptr()
         if ptr not in self.param_storages:
             self.storages[ptr] = storage.nbytes()
-
-    def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        self.record(t)
         return t
 
     @property
@@ -41,21 +36,11 @@ class SavedBytesMeter:
         return sum(self.storages.values())
 
     def __enter__(self) -> SavedBytesMeter:
-        _ACTIVE.append(self)
         self._hooks.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self._hooks.__exit__(*exc)
-        _ACTIVE.remove(self)
-
-
-def record_kept(*tensors: torch.Tensor) -> None:
-    """Called by checkpointed segments for the inputs they keep alive until backward."""
-    for meter in _ACTIVE:
-        for t in tensors:
-            if isinstance(t, torch.Tensor):
-                meter.record(t)
 
 
 def saved_bytes_of_step(model: nn.Module, loss_of: Callable[[], torch.Tensor]) -> int:

@@ -14,23 +14,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from bwsk.errors import TrainingError
-from bwsk.train.memory import record_kept, saved_bytes_of_step
+from bwsk.train.memory import saved_bytes_of_step
 from bwsk.train.models import CausalLM
-
-
-class Checkpointed(nn.Module):
-    """A segment whose activations are recomputed in backward instead of saved."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, *args, **kwargs):
-        record_kept(*args, *kwargs.values())
-        return checkpoint(self.inner, *args, use_reentrant=False, **kwargs)
 
 
 def apply_mode(model: CausalLM, mode: str, sample: torch.Tensor,
@@ -53,20 +40,25 @@ def _loss_of(model: nn.Module, ids: torch.Tensor):
 
 
 def _recompute(model: CausalLM, sample: torch.Tensor, budget: int | None) -> dict[str, Any]:
-    """Checkpoint blocks from the first until the measured saved bytes meet the budget."""
+    """Every block recomputed, or the fewest that meet ``budget`` (bwsk.reversible's planner)."""
+    from bwsk.reversible import plan_recompute
+    from bwsk.reversible.recompute import recompute_in_backward
+
     blocks = model.blocks()
-    full = saved_bytes_of_step(model, _loss_of(model, sample))
-    chosen = 0
-    saved = full
-    while chosen < len(blocks) and (budget is None or saved > budget):
-        blocks[chosen] = Checkpointed(blocks[chosen])
-        chosen += 1
-        saved = saved_bytes_of_step(model, _loss_of(model, sample))
-    if budget is not None and saved > budget:
-        raise TrainingError(f"--memory-budget {budget} bytes is below the {saved} bytes that "
-                            f"remain with every block recomputed (batch {sample.shape[0]})")
-    return {"recomputed_blocks": chosen, "blocks": len(blocks),
-            "planned_saved_bytes": saved, "unplanned_saved_bytes": full}
+    if budget is None:
+        full = saved_bytes_of_step(model, _loss_of(model, sample))
+        for block in blocks:
+            recompute_in_backward(block)
+        return {"recomputed_blocks": len(blocks), "blocks": len(blocks),
+                "planned_saved_bytes": saved_bytes_of_step(model, _loss_of(model, sample)),
+                "unplanned_saved_bytes": full}
+    try:
+        plan = plan_recompute(model.hf, sample[:, :-1], budget)
+    except TrainingError as exc:
+        raise TrainingError(f"--memory-budget: {exc}") from exc
+    return {"recomputed_blocks": len(plan.segments), "blocks": len(blocks),
+            "segments": plan.segments, "planned_saved_bytes": plan.saved_bytes,
+            "unplanned_saved_bytes": plan.baseline_bytes}
 
 
 def _reversible(model: CausalLM) -> dict[str, Any]:
@@ -75,8 +67,8 @@ def _reversible(model: CausalLM) -> dict[str, Any]:
     except ImportError as exc:
         raise TrainingError("reversible mode needs bwsk.reversible, which is not available "
                             f"in this build ({exc})") from exc
-    report = convert(model.hf)
-    return {"conversion": str(report)} if report is not None else {}
+    conversion = convert(model.hf)
+    return {"couplings": conversion.couplings, "licenses": [str(x) for x in conversion.licenses]}
 
 
 def _analyzed(model: CausalLM) -> dict[str, Any]:
