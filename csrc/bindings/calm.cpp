@@ -22,11 +22,11 @@ calm::Problem problem_of(const py::dict& d) {
     calm::Problem p;
     p.world = d["world"].cast<std::int32_t>();
     p.alpha = d["alpha"].cast<double>();
-    p.mem_weight = d["mem_weight"].cast<double>();
     p.outputs_replicated = d["outputs_replicated"].cast<bool>();
     p.val_kind = field<std::int32_t>(d, "val_kind");
     p.val_bytes = field<std::int64_t>(d, "val_bytes");
     p.val_fixed = field<std::int32_t>(d, "val_fixed");
+    p.val_price = field<double>(d, "val_price");
     p.val_all_off = field<std::int32_t>(d, "val_all_off");
     p.val_all = field<std::int32_t>(d, "val_all");
     p.val_ok_off = field<std::int32_t>(d, "val_ok_off");

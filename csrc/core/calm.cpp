@@ -91,12 +91,12 @@ class Solver {
         return (c == Coll::AllReduce ? 2.0 : 1.0) * frac * double(bytes) + p_.alpha;
     }
     double conv_cost(I32 v, I32 s, I32 t, bool gp) const {
+        if (t == kPartial && s != kPartial) return kInf;  // partial sums only come from a computation
+        if (kind(v) == Kind::Parameter && s != t) return kInf;  // weights are used where they live
         Conv c = convert(s, t, gp, has_grad(v));
         return wire(c.fwd, p_.val_bytes[v]) + wire(c.bwd, p_.val_bytes[v]);
     }
-    double mem(I32 v, I32 s) const {
-        return (kind(v) == Kind::Activation && s < 0) ? p_.mem_weight * double(p_.val_bytes[v]) : 0.0;
-    }
+    double price(I32 v, I32 s) const { return s < 0 ? p_.val_price[v] * double(p_.val_bytes[v]) : 0.0; }
 
     void validate() const;
     void init_states();
@@ -121,7 +121,7 @@ void Solver::validate() const {
     };
     if (p_.world < 2) throw std::invalid_argument("calm: world size must be at least 2");
     std::size_t v = nv(), n = nn();
-    if (p_.val_bytes.size() != v || p_.val_fixed.size() != v || p_.node_stat_bytes.size() != n)
+    if (p_.val_bytes.size() != v || p_.val_fixed.size() != v || p_.val_price.size() != v || p_.node_stat_bytes.size() != n)
         throw std::invalid_argument("calm: array lengths disagree");
     check_off(p_.val_all_off, p_.val_all, v, "value classes");
     check_off(p_.val_ok_off, p_.val_ok, v, "shardable classes");
@@ -159,7 +159,7 @@ void Solver::init_states() {
     for (std::size_t v = 0; v < nv(); ++v)
         if (!produced[v])
             for (std::size_t k = 0; k < states_[v].size(); ++k)
-                f_[v][k] = states_[v][k] == kPartial ? kInf : 0.0;
+                f_[v][k] = states_[v][k] == kPartial ? kInf : price(I32(v), states_[v][k]);
 }
 
 std::vector<Strategy> Solver::strategies(std::size_t n) const {
@@ -248,7 +248,7 @@ double Solver::node_cost(std::size_t n, Strategy st, std::vector<I32>& in, std::
     for (std::size_t j = 0; j < os.size(); ++j) {
         auto& st_out = states_[os[j]];
         if (std::find(st_out.begin(), st_out.end(), out[j]) == st_out.end()) return kInf;
-        cost += mem(os[j], out[j]);
+        cost += price(os[j], out[j]);
     }
     if (st.kind == 1 && span(p_.node_stat_off, p_.node_stat, n).has(st.arg))
         cost += 2.0 * wire(Coll::AllReduce, p_.node_stat_bytes[n]);

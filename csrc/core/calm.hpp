@@ -25,11 +25,11 @@ enum class Linear : std::int32_t { None = 0, Unary = 1, Multilinear = 2, Additiv
 struct Problem {
     std::int32_t world = 2;
     double alpha = 1.0;       // per-collective latency, in byte-equivalents (breaks ties)
-    double mem_weight = 0.0;  // price per byte of a replicated activation (sequence axis)
     // values
     std::vector<std::int32_t> val_kind;
     std::vector<std::int64_t> val_bytes;
     std::vector<std::int32_t> val_fixed;            // -3 free, else the only allowed state
+    std::vector<double> val_price;  // per byte, when not sharded: what the axis is meant to split
     std::vector<std::int32_t> val_all_off, val_all;  // every class the value carries
     std::vector<std::int32_t> val_ok_off, val_ok;    // classes it may be sharded on
     // nodes, in topological order

@@ -1,0 +1,189 @@
+"""The parallelism report: per mesh axis, which ops are shard-local and where it syncs.
+
+CALM-inspired (the theorem is about monotone set-valued programs; here the analogue is
+an op acting on each shard independently): every op either runs on shards without
+coordination or is a sync point with a collective, a phase and a byte count. The
+placement search runs in the C++ core (bwsk._core.calm_search); this module lowers the
+graph into its flat arrays and turns its answer into the ``bwsk.plan/1`` JSON.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from bwsk.errors import PlanError
+from bwsk.ir import Graph, Node
+from bwsk.parallel.classes import Classes, classes_of
+from bwsk.parallel.problem import PARAMETER, build, parameter_of, seeds_of, value_kind
+from bwsk.parallel.sharding_rules import shape
+
+PHASES = ("fwd", "bwd", "optim")
+COLLECTIVES = (None, "all_reduce", "all_gather", "reduce_scatter", "all_to_all")
+MATRIX_OPS = ("matmul", "gemm")
+
+
+def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
+                itemsize: int | None = None) -> dict:
+    """One axis entry of the report (data, sequence or tensor)."""
+    from bwsk import _core
+
+    problem, names = build(g, cls, axis, world, params, itemsize)
+    try:
+        out = _core.calm_search(problem)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+    states = dict(zip(names, out["value_state"], strict=True))
+    records = [r for r in out["records"]]
+    sync = _sync_points(g, names, records, params)
+    if axis == "data":
+        sync = _fuse_gradients(g, sync, itemsize)
+    synced = {r[1] for r in records}
+    entry = {
+        "axis": axis,
+        "plan": _module_plan(g, cls, states, axis),
+        "local_ops": [n.name for i, n in enumerate(g.nodes) if i not in synced],
+        "sync_points": sync,
+    }
+    entry["totals"] = totals(sync)
+    entry["_cut_edges"] = [(names[r[0]], g.nodes[r[1]].name) for r in records
+                           if PHASES[r[2]] == "fwd" and r[1] >= 0]
+    _check_split(g, cls, axis, world, entry)
+    return entry
+
+
+def _scope(node: Node | None) -> str:
+    return "" if node is None else (node.scope or node.name)
+
+
+def _where(g: Graph, names: list[str], rec, params: set[str]) -> str:
+    value, node, phase, coll, _ = rec
+    name = names[value]
+    if PHASES[phase] == "optim":
+        return parameter_of(g, name, params) or name
+    producer = g.producer.get(name)
+    if PHASES[phase] == "fwd" and COLLECTIVES[coll] in ("all_reduce", "reduce_scatter"):
+        return _scope(producer)  # a partial sum is reconciled where it was computed
+    return _scope(g.nodes[node]) if node >= 0 else _scope(producer)
+
+
+def _sync_points(g: Graph, names: list[str], records, params: set[str]) -> list[dict]:
+    bwd_per_value = Counter(r[0] for r in records if PHASES[r[2]] == "bwd")
+    grouped: dict[tuple, dict] = {}
+    for rec in records:
+        value, _, phase, coll, nbytes = rec
+        key = (_where(g, names, rec, params), PHASES[phase], COLLECTIVES[coll],
+               list(shape(g, names[value])), nbytes)
+        point = grouped.setdefault(repr(key), {
+            "where": key[0], "phase": key[1], "collective": key[2], "shape": key[3],
+            "bytes": nbytes, "count": 0, "minimal": True})
+        point["count"] += 1
+        if PHASES[phase] == "bwd" and bwd_per_value[value] > 1:
+            point["minimal"] = False  # the consumers' partial gradients could be summed first
+    return list(grouped.values())
+
+
+def _fuse_gradients(g: Graph, sync: list[dict], itemsize: int | None) -> list[dict]:
+    """Data parallelism all-reduces every trainable parameter's gradient, in fused buckets."""
+    grads = [p for p in sync if p["phase"] == "optim"]
+    rest = [p for p in sync if p["phase"] != "optim"]
+    source = getattr(g, "source", None)
+    if source is not None and hasattr(source, "parameters"):
+        tensors = [p for p in source.parameters() if p.requires_grad]
+        nbytes = sum(p.numel() * (itemsize or p.element_size()) for p in tensors)
+    else:
+        tensors, nbytes = grads, sum(p["bytes"] for p in grads)
+    if not tensors:
+        return rest
+    return [*rest, {"where": f"gradients of {len(tensors)} parameter tensors", "phase": "optim",
+                    "collective": "all_reduce", "shape": [], "bytes": int(nbytes), "count": 1,
+                    "minimal": True}]
+
+
+def totals(sync: list[dict]) -> dict:
+    out: dict = {"fwd": {}, "bwd": {}, "optim": {}, "bytes_per_step": 0}
+    for p in sync:
+        phase = out.setdefault(p["phase"], {})
+        phase[p["collective"]] = phase.get(p["collective"], 0) + p["count"]
+        out["bytes_per_step"] += p["bytes"] * p["count"]
+    return out
+
+
+def _module_plan(g: Graph, cls: Classes, states: dict[str, int], axis: str) -> dict[str, str]:
+    """Module -> colwise/rowwise/replicate for weights, sequence for norms sharded on tokens."""
+    plan: dict[str, str] = {}
+    seq = seeds_of(g, cls).sequence
+    for n in g.nodes:
+        weight = _weight_slot(g, n)
+        if weight is not None and n.scope and axis != "data":
+            w = n.inputs[weight]
+            state, dims = states[w], cls.dims[w]
+            if state < 0:
+                plan.setdefault(n.scope, "replicate")
+            else:
+                out_dim = 0 if n.op == "gather" else len(dims) - 1
+                plan[n.scope] = "colwise" if state in dims[out_dim] and n.op != "gather" \
+                    else "rowwise" if n.op == "gather" and state in dims[0] \
+                    else "colwise" if n.op == "gather" else "rowwise"
+        if n.op in ("layernorm", "rmsnorm") and n.scope and states[n.outputs[0]] in seq:
+            plan[n.scope] = "sequence"
+    return plan
+
+
+def _weight_slot(g: Graph, n: Node) -> int | None:
+    if n.op in MATRIX_OPS and len(n.inputs) > 1 and g.is_const(n.inputs[1]) \
+            and len(shape(g, n.inputs[1])) == 2:
+        return 1
+    if n.op == "gather" and g.is_const(n.inputs[0]) and len(shape(g, n.inputs[0])) == 2:
+        return 0
+    return None
+
+
+def _check_split(g: Graph, cls: Classes, axis: str, world: int, entry: dict) -> None:
+    if axis in ("tensor", "sequence") and not any(
+            v in ("colwise", "rowwise") for v in entry["plan"].values()):
+        raise PlanError(f"the model cannot be split on the {axis} axis with world size {world}: "
+                        "no weight matrix has a dimension divisible by it")
+
+
+def parameters_of(g: Graph) -> set[str]:
+    """Names of the graph's constants that are trainable parameters of its source module."""
+    source = getattr(g, "source", None)
+    if source is not None and hasattr(source, "named_parameters"):
+        return {name for name, _ in source.named_parameters(remove_duplicate=False)}
+    return {n for n, v in g.values.items() if v.is_const and n.endswith((".weight", ".bias"))}
+
+
+def axis_report(g: Graph, axis: str, world: int, itemsize: int | None = None,
+                microbatches: int | None = None) -> dict:
+    params = parameters_of(g)
+    if axis == "pipeline":
+        from bwsk.parallel.pipeline import pipeline_axis
+
+        return pipeline_axis(g, world, params, microbatches or world, itemsize)
+    return search_axis(g, classes_of(g), axis, world, params, itemsize)
+
+
+def value_kinds(g: Graph) -> dict[str, int]:
+    params = parameters_of(g)
+    return {n: value_kind(g, n, params) for n in g.values}
+
+
+def layer_of(where: str) -> str | None:
+    """'transformer.h.3.attn' -> 'transformer.h.3' (the repeated block it belongs to)."""
+    parts = where.split(".")
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i].isdigit():
+            return ".".join(parts[: i + 1])
+    return None
+
+
+def per_layer(sync: list[dict]) -> dict[str, list[dict]]:
+    layers: dict[str, list[dict]] = defaultdict(list)
+    for p in sync:
+        layer = layer_of(p["where"])
+        if layer is not None:
+            layers[layer].append(p)
+    return dict(layers)
+
+
+__all__ = ["PARAMETER", "axis_report", "per_layer", "search_axis", "totals"]

@@ -1,0 +1,138 @@
+"""Show a plan: a terminal table per axis, and a Graphviz picture of its segments.
+
+Repeated transformer blocks are summarized ("per layer: 2 all_reduce fwd, ...") when every
+block syncs the same way; the picture draws each coordination-free segment (ops connected
+without passing a sync point) as a cluster and every sync point as a red edge.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+from bwsk.ir import Graph
+from bwsk.parallel.analysis import per_layer
+
+NEWLINE = "\\n"  # a line break inside a DOT label
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" or n == int(n) else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _signature(points: list[dict], layer: str) -> tuple:
+    return tuple(sorted((p["where"].removeprefix(layer), p["phase"], p["collective"], p["bytes"],
+                         p["count"]) for p in points))
+
+
+def layer_summary(sync: list[dict]) -> tuple[str | None, list[dict]]:
+    """("per layer: ...", the sync points outside repeated layers) or (None, all points)."""
+    layers = per_layer(sync)
+    if len(layers) < 2 or len({_signature(v, k) for k, v in layers.items()}) != 1:
+        return None, sync
+    first = next(iter(layers.values()))
+    counts = Counter((p["collective"], p["phase"]) for p in first for _ in range(p["count"]))
+    parts = [f"{n} {coll.replace('_', '-')} {phase}" for (coll, phase), n in counts.items()]
+    sizes = sorted({p["bytes"] for p in first})
+    each = f"{human(sizes[0])} each" if len(sizes) == 1 else "/".join(human(b) for b in sizes)
+    inside = {id(p) for pts in layers.values() for p in pts}
+    names = list(layers)
+    text = (f"per layer ({len(names)} layers, {names[0]} .. {names[-1]}): "
+            f"{', '.join(parts)}; {each}")
+    return text, [p for p in sync if id(p) not in inside]
+
+
+def print_report(report: dict, tokens: int, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    console.print(f"[bold]{report['model']}[/] on {report['world_size']} ranks "
+                  f"({tokens} tokens per step)")
+    for axis in report["axes"]:
+        tot = axis["totals"]
+        counts = "; ".join(f"{ph}: " + ", ".join(f"{n} {c}" for c, n in tot[ph].items())
+                           for ph in ("fwd", "bwd", "optim") if tot.get(ph))
+        console.print(f"\n[bold]{axis['axis']}[/]  {human(tot['bytes_per_step'])} per step, "
+                      f"{human(tot['bytes_per_step'] / max(tokens, 1))} per token  ({counts or 'no sync'})")
+        summary, rest = layer_summary(axis["sync_points"])
+        if summary:
+            console.print("  " + summary)
+        if rest:
+            table = Table(show_header=True, header_style="bold")
+            for col in ("where", "phase", "collective", "shape", "bytes", "count", "minimal"):
+                table.add_column(col)
+            for p in rest:
+                table.add_row(p["where"], p["phase"], p["collective"], str(p["shape"]),
+                              human(p["bytes"]), str(p["count"]), "yes" if p["minimal"] else "no")
+            console.print(table)
+
+
+def _segments(g: Graph, cut: set[tuple[str, str]]) -> dict[str, int]:
+    parent = {n.name: n.name for n in g.nodes}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for n in g.nodes:
+        for x in n.inputs:
+            src = g.producer.get(x)
+            if src is not None and (x, n.name) not in cut:
+                parent[find(src.name)] = find(n.name)
+    roots: dict[str, int] = {}
+    return {n.name: roots.setdefault(find(n.name), len(roots)) for n in g.nodes}
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(g: Graph, axis: dict) -> str:
+    cut = {tuple(e) for e in axis.get("_cut_edges", [])}
+    seg = _segments(g, cut)
+    lines = [f"digraph {_q(axis['axis'])} {{", "  rankdir=TB; node [shape=box, fontsize=10];"]
+    for k in sorted(set(seg.values())):
+        members = [n for n in g.nodes if seg[n.name] == k]
+        label = _q(f"coordination-free segment {k} ({len(members)} ops)")
+        lines.append(f"  subgraph cluster_{k} {{ label={label}; style=rounded; color=darkgreen;")
+        lines += [f"    {_q(n.name)} [label={_q(n.op + NEWLINE + n.scope)}];" for n in members]
+        lines.append("  }")
+    for n in g.nodes:
+        for x in n.inputs:
+            src = g.producer.get(x)
+            if src is None:
+                continue
+            attrs = ' [color=red, penwidth=2, label="sync"]' if (x, n.name) in cut else ""
+            lines.append(f"  {_q(src.name)} -> {_q(n.name)}{attrs};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_dot(g: Graph, report: dict, path: Path) -> list[str]:
+    """Write one .dot (and .svg when Graphviz is installed) per axis; return messages."""
+    axes = report["axes"]
+    messages = []
+    for axis in axes:
+        stem = path.with_suffix("") if len(axes) == 1 else path.with_suffix(f".{axis['axis']}")
+        dot_path = stem.with_suffix(".dot") if path.suffix != ".dot" or len(axes) > 1 else path
+        if len(axes) > 1:
+            dot_path = Path(f"{stem}.dot")
+        dot_path.write_text(to_dot(g, axis))
+        messages.append(f"wrote {dot_path}")
+        if shutil.which("dot") is None:
+            messages.append("Graphviz 'dot' is not installed: wrote the .dot file only, no SVG")
+            continue
+        svg = Path(re.sub(r"\.dot$", ".svg", str(dot_path)))
+        subprocess.run(["dot", "-Tsvg", str(dot_path), "-o", str(svg)], check=True)
+        messages.append(f"wrote {svg}")
+    return list(dict.fromkeys(messages))
