@@ -132,10 +132,9 @@ def convert(exc: UnexpectedInput, text: str, source: str) -> TermSyntaxError:
         return syntax_error(message, text, source, exc.line, exc.column)
     if isinstance(exc, UnexpectedEOF) or (
             isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-        line = text.count("\n") + 1
-        column = len(text) - (text.rfind("\n") + 1) + 1
+        line, column = position(text, len(text.rstrip()))  # just after the last character
         if not _COMMENT.sub("", text).strip():
-            return syntax_error("empty term", text, source, line, column)
+            return syntax_error("empty term", text, source, 1, 1)
         return syntax_error(f"unexpected end of input{_expected(exc.expected)}", text, source,
                             line, column)
     if isinstance(exc, UnexpectedToken):

@@ -159,12 +159,13 @@ class _Walker:
 
     def visit_let(self, tree, tasks, values):
         *bindings, body = tree.children
-        slots = []
+        slots, names = [], set()
         for binding in bindings:
             token = binding.children[0]
             self.check_binder(token)
-            if any(slot.name == str(token) for slot in slots):
+            if str(token) in names:
                 raise self.error(f"{token!s} is bound twice in one let", token)
+            names.add(str(token))
             slots.append(Slot(str(token), token))
         for slot in slots:
             self.env.setdefault(slot.name, []).append(("slot", slot))
