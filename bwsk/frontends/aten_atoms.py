@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 # Ops that pass their first argument through unchanged (eval mode, no copies in the math).
 ALIASES = {"alias", "dropout", "contiguous", "clone", "detach", "lift_fresh_copy",
            "_assert_tensor_metadata", "feature_dropout", "alpha_dropout", "to", "type_as",
@@ -342,3 +344,22 @@ def _sdpa(em, n, args, kw):
         logits = f"{p}.masked"
     em.node("softmax", [logits], {"axis": -1}, out=f"{p}.attn", shape=scores_shape, like=n)
     em.node("matmul", [f"{p}.attn", em.ref(v)], {}, out=n.name, like=n)
+
+
+@handler("index")
+def _index(em, n, args, kw):
+    """x[i] along one axis is gather; constant indices on leading axes are gather_nd."""
+    present = [(d, t) for d, t in enumerate(args[1]) if t is not None]
+    if len(present) == 1:
+        d, t = present[0]
+        em.node("gather", [em.ref(args[0]), em.ref(t)], {"axis": d}, out=n.name, like=n)
+        return
+    consts = [em.constant_value(t) for _, t in present]
+    leading = [d for d, _ in present] == list(range(len(present)))
+    if not leading or any(c is None for c in consts):
+        em.node("aten::index", [em.ref(args[0]), *(em.ref(t) for _, t in present)], {},
+                out=n.name, like=n)
+        return
+    stacked = np.stack(np.broadcast_arrays(*consts), axis=-1).astype(np.int64)
+    em.node("gather_nd", [em.ref(args[0]), em.const_array(stacked, "int64")], {}, out=n.name,
+            like=n)

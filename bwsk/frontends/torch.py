@@ -116,7 +116,11 @@ class Emitter:
 
     def _is_constant(self, n: fx.Node, name: str) -> bool:
         deps = n.all_input_nodes
-        return name in A.SHAPE_ONLY or all(d.name in self.consts for d in deps)
+        if all(d.name in self.consts for d in deps):
+            return True
+        return name in A.SHAPE_ONLY and all(
+            all(isinstance(s, int) for s in getattr(d.meta.get("val"), "shape", (None,)))
+            for d in deps)
 
     def _evaluate(self, n: fx.Node, name: str) -> Any:
         def value(x: fx.Node):
@@ -179,6 +183,12 @@ class Emitter:
             value = value[0]
         return _np_dtype(value.dtype) if isinstance(value, torch.Tensor) else "float32"
 
+    def constant_value(self, x: Any) -> np.ndarray | None:
+        """The value of a constant argument, None if it depends on the inputs."""
+        if not isinstance(x, fx.Node) or x.name not in self.consts:
+            return None
+        return _to_numpy(torch.as_tensor(self.consts[x.name]))
+
     def operand(self, x: Any, dtype: str) -> str:
         """``x`` as an operand of dtype ``dtype`` (torch promotes implicitly, ONNX does not)."""
         if not isinstance(x, fx.Node):
@@ -238,8 +248,10 @@ class Emitter:
         meta = like.meta.get("val")
         metas = meta if isinstance(meta, (list, tuple)) else [meta] * len(outs)
         for name, m in zip(outs, metas, strict=False):
-            s = self.shape_of_value(m) if shape == "meta" and m is not None else (
-                None if shape == "meta" else shape)
+            if shape != "meta":
+                s = shape
+            else:
+                s = self.shape_of_value(m) if isinstance(m, torch.Tensor) else None
             d = dtype or (_np_dtype(m.dtype) if isinstance(m, torch.Tensor) else "float32")
             self.values[name] = Value(name, tuple(s) if s is not None else None, d)
         self.nodes.append(Node(outs[0], op, inputs, outs, attrs,

@@ -1,0 +1,120 @@
+"""The torch frontend: ATen graphs map onto bwsk atoms and compute what the module computes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from bwsk import zoo  # noqa: E402
+from bwsk.catalogue.run import run_node  # noqa: E402
+from bwsk.errors import UnsupportedModelError  # noqa: E402
+from bwsk.frontends import aten_atoms  # noqa: E402
+from bwsk.frontends.torch import graph_of  # noqa: E402
+from bwsk.frontends.torch_export import export_module  # noqa: E402
+
+SMALL = {"layers": 2, "d_model": 64, "heads": 4, "vocab": 100}
+
+
+def evaluate(graph, feeds):
+    """Run the graph node by node with ONNX's reference ops: an oracle for the mapping."""
+    env = dict(feeds)
+    for node in graph.nodes:
+        ins = [(env[x] if x in env else graph.values[x].const) if x else None
+               for x in node.inputs]
+        if node.op == "gelu":  # the reference evaluator has no Gelu kernel
+            erf = np.vectorize(math.erf)
+            outs = [(0.5 * ins[0] * (1 + erf(ins[0] / math.sqrt(2)))).astype(np.float32)]
+        else:
+            outs = run_node(graph, node, ins)
+        env.update(zip(node.outputs, outs, strict=False))
+    return [env[o] if o in env else graph.values[o].const for o in graph.outputs]
+
+
+def _check_seed(name: str, **extra):
+    model, inputs = zoo.build_model(name, **SMALL, **extra)
+    exported, _ = export_module(model, inputs)
+    ops = {aten_atoms.aten_name(n.target) for n in exported.graph.nodes
+           if n.op == "call_function" and n.target.__module__ != "_operator"}
+    assert {op for op in ops if not aten_atoms.is_mapped(op)} == set(), name
+    graph = graph_of(model, inputs)
+    assert not [n.op for n in graph.nodes if n.op.startswith("aten::")]
+    with torch.no_grad():
+        expected = model(**inputs).logits.numpy()
+    got = evaluate(graph, {k: v.numpy() for k, v in inputs.items()})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    return graph, sorted(ops)
+
+
+def test_gpt2_maps_and_computes_the_same():
+    graph, ops = _check_seed("gpt2")
+    assert {"addmm", "layer_norm", "scaled_dot_product_attention", "embedding"} <= set(ops)
+    weights = {v.name for v in graph.values.values() if v.is_const}
+    assert "transformer.h.1.attn.c_attn.weight" in weights
+    scopes = {n.scope for n in graph.nodes}
+    assert "transformer.h.0.attn" in scopes and "transformer.h.1.mlp.c_fc" in scopes
+    ln = next(n for n in graph.nodes if n.op == "layernorm")
+    assert ln.attrs == {"axis": -1, "epsilon": 1e-5}
+    assert graph.inputs == ["input_ids"] and graph.values["input_ids"].shape == (1, 8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["bert-base", "t5-small", "opt-350m", "switch-base-8"])
+def test_seed_maps_and_computes_the_same(name):
+    graph, _ = _check_seed(name)
+    if name == "bert-base":
+        assert any(n.op == "gelu" and n.attrs["approximate"] == "none" for n in graph.nodes)
+    if name == "switch-base-8":  # the router and the experts are in the graph
+        assert {"arg_max", "one_hot"} <= {n.op for n in graph.nodes}
+        assert any("experts.expert_7" in v for v in graph.values)
+
+
+@pytest.mark.slow
+def test_switch_export_route_keeps_the_function():
+    model, inputs = zoo.build_model("switch-base-8", **SMALL)
+    with torch.no_grad():
+        before = model(**inputs, attention_mask=torch.ones_like(inputs["input_ids"])).logits
+    exported, _ = export_module(model, inputs)
+    with torch.no_grad():
+        after = exported.module()(**inputs).logits
+    # dense experts see all tokens, so matmul blocking (not the function) differs
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+    assert "forward" not in vars(model)  # the export-time patches are undone
+
+
+def test_plain_modules_get_default_inputs():
+    linear = graph_of(torch.nn.Linear(4, 3))
+    assert linear.values[linear.inputs[0]].shape == (1, 4)
+    assert [n.op for n in linear.nodes] == ["matmul", "add"]
+    assert linear.values["weight.T"].const.shape == (4, 3)
+    conv = graph_of(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()))
+    assert conv.values[conv.inputs[0]].shape == (1, 3, 16, 16)
+    assert [n.scope for n in conv.nodes][-1] == "1"
+    with pytest.raises(UnsupportedModelError, match="pass example_inputs"):
+        graph_of(torch.nn.ReLU())
+
+
+def test_export_failure_is_one_line():
+    class DataDependent(torch.nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x
+
+    with pytest.raises(UnsupportedModelError, match="torch.export failed") as info:
+        graph_of(DataDependent(), (torch.randn(4),))
+    assert "\n" not in str(info.value)
+
+
+def test_scalar_promotion_and_leaky_relu():
+    class Net(torch.nn.Module):
+        def forward(self, x, k):
+            return torch.nn.functional.leaky_relu(x * 2, 0.2) + k * 3
+
+    x, k = torch.randn(2, 3), torch.arange(3)
+    graph = graph_of(Net(), (x, k))
+    assert any(n.op == "leaky_relu" and n.attrs == {"alpha": 0.2} for n in graph.nodes)
+    got = evaluate(graph, {"x": x.numpy(), "k": k.numpy()})[0]
+    np.testing.assert_allclose(got, Net()(x, k).numpy(), rtol=1e-6)
