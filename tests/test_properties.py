@@ -17,7 +17,7 @@ from bwsk.evaluate import evaluate
 from bwsk.lang import parse, parse_records, print_term
 from bwsk.term import build
 
-O = "o"  # the base type: Python ints
+Z = "o"  # the base type: Python ints
 
 
 def fn(*types):
@@ -33,13 +33,13 @@ def pair(a, b):
 
 
 PRIMS = {  # name: (type, implementation)
-    "c1": (O, 1), "c2": (O, 2), "c5": (O, 5),
-    "neg": (fn(O, O), operator.neg), "inc": (fn(O, O), lambda x: x + 1),
-    "add": (fn(O, O, O), operator.add), "sub2": (fn(O, O, O), lambda a, b: 2 * a - b),
-    "diff": (fn(pair(O, O), O), lambda p: p[0] - 3 * p[1]),
+    "c1": (Z, 1), "c2": (Z, 2), "c5": (Z, 5),
+    "neg": (fn(Z, Z), operator.neg), "inc": (fn(Z, Z), lambda x: x + 1),
+    "add": (fn(Z, Z, Z), operator.add), "sub2": (fn(Z, Z, Z), lambda a, b: 2 * a - b),
+    "diff": (fn(pair(Z, Z), Z), lambda p: p[0] - 3 * p[1]),
 }
 VALUES = {name: value for name, (_, value) in PRIMS.items()}
-SMALL_TYPES = (O, fn(O, O), pair(O, O), fn(O, O, O))
+SMALL_TYPES = (Z, fn(Z, Z), pair(Z, Z), fn(Z, Z, Z))
 
 
 def combinator_leaves(ty):
@@ -57,7 +57,8 @@ def combinator_leaves(ty):
         if (tail[0] == "->" and g[0] == "->" and a[2][0] == "->" and a[1] == g[1] == tail[1]
                 and a[2][1] == g[2] and a[2][2] == tail[2]):
             out.append("S")
-        if tail[0] == "->" and g[0] == "->" and g[1] == tail[1] and g[2] == a[1] and a[2] == tail[2]:
+        if (tail[0] == "->" and g[0] == "->" and g[1] == tail[1] and g[2] == a[1]
+                and a[2] == tail[2]):
             out.append("B")
         if a[2][0] == "->" and g == a[2][1] and tail == fn(a[1], a[2][2]):
             out.append("C")
@@ -98,7 +99,7 @@ def terms(draw, ty, ctx=(), depth=4):
     return f"({fun} {arg})"
 
 
-TOP_TYPES = {fn(O, O): 1, fn(O, O, O): 2, fn(pair(O, O), O): 1, fn(O, pair(O, O)): 1}
+TOP_TYPES = (fn(Z, Z), fn(Z, Z, Z), fn(pair(Z, Z), Z), fn(Z, pair(Z, Z)))
 common = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

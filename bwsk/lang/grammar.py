@@ -12,8 +12,8 @@ from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token
-from lark.lexer import Lexer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import Lexer
 
 from bwsk.errors import TermSyntaxError
 

@@ -13,7 +13,7 @@ variables (its *owner*); terms without lambdas take a single-scope fast path.
 from __future__ import annotations
 
 from bwsk.errors import TermError
-from bwsk.lang.parser import RESERVED
+from bwsk.lang.parser import RESERVED, gc_paused
 
 _ATOM, _APP, _TERM = 2, 1, 0  # precedence levels: what a position accepts at least
 
@@ -220,9 +220,10 @@ class _Emitter:
 
 def print_records(records: list[tuple], refs: list[int]) -> str:
     """The text of an exported DAG (records children-first, the term last)."""
-    scopes = _Scopes(list(records), list(refs))
-    _fresh_names(scopes)
-    return _Emitter(scopes).run()
+    with gc_paused():
+        scopes = _Scopes(list(records), list(refs))
+        _fresh_names(scopes)
+        return _Emitter(scopes).run()
 
 
 def print_term(term) -> str:

@@ -73,6 +73,20 @@ def _postorder(records: list[tuple], roots, state: list[int], text: str,
     return order
 
 
+def _reachable(records: list[tuple], root: int) -> list[int]:
+    """Records reachable from ``root`` when all children precede their parents."""
+    live = bytearray(len(records))
+    live[root] = 1
+    for i in range(root, -1, -1):
+        if live[i]:
+            record = records[i]
+            if record[0] == "app":
+                live[record[1]] = live[record[2]] = 1
+            elif record[0] == "lam":
+                live[record[2]] = 1
+    return [i for i in range(root + 1) if live[i]]
+
+
 def _fresh(name: str, taken: set[str]) -> str:
     k = 1
     while f"{name}_{k}" in taken:
@@ -122,9 +136,12 @@ def _leaf_name(leaf: tuple, binders: list[str]) -> str:
 def finalize(records: list[tuple], root: int, binders: list[str], text: str,
              source: str) -> list[tuple]:
     """Build records in postfix order, the term last; unused bindings are checked, not kept."""
-    state = [0] * len(records)
-    order = _postorder(records, [root], state, text, source)
-    _postorder(records, range(len(records)), state, text, source)  # cycles among unused bindings
+    if any(record[0] == "fwd" for record in records):
+        state = [0] * len(records)
+        order = _postorder(records, [root], state, text, source)
+        _postorder(records, range(len(records)), state, text, source)  # unused bindings too
+    else:  # every reference points backwards: already ordered, and no cycle is possible
+        order = _reachable(records, root)
     new_index: dict[int, int] = {}
     out: list[tuple] = []
     for old in order:
