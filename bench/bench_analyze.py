@@ -33,7 +33,7 @@ CARDS = {"gpt2": (60.8, 39.2, 0.0), "opt-350m": (89.1, 10.9, 0.0), "t5-small": (
 # the real facebook/opt-350m config is post-LN: without this the census gains a final LayerNorm
 CONFIG_FIXES = {"opt-350m": {"do_layer_norm_before": False}}
 KEYS = ("S", "K", "GRAY")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 132)
 
 
 def timed(fn, *args, **kwargs):
@@ -183,7 +183,7 @@ def _differences(baseline, by_type: dict[str, Counter], reasons: dict[str, str])
 def _fx_row(model) -> tuple[str, ...]:
     try:
         census = classify_fx(model)
-    except Exception as exc:  # noqa: BLE001 - fx fails in many ways; the row reports how
+    except Exception as exc:  # fx fails in many ways; the row reports how
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:60]
         return ("published table via torch.fx", "", "", "", "", f"fails: {first}")
     return ("published table via torch.fx", str(census.total),
@@ -195,7 +195,7 @@ def bench_seed(name: str, quick: bool) -> list[str]:
     sizes = {"layers": 2} if quick else {}
     model, inputs, graph, export_s = _export(name, **sizes)
     baseline = classify(model)
-    _, fast_s = _analyze(graph, weights=False)
+    fast, fast_s = _analyze(graph, weights=False)
     analysis, full_s = _analyze(graph, weights=True)
     census, by_type, reasons, unused = leaf_census(model, inputs, graph)
     table = Table(title=f"{name}{' (2 layers)' if quick else ''}: S/K/gray %",
@@ -207,14 +207,15 @@ def bench_seed(name: str, quick: bool) -> list[str]:
     table.add_row("published table, leaf modules (re-created)", str(baseline.total),
                   *(_pct(baseline.counts, k) for k in KEYS), f"{baseline.seconds:.4f}")
     table.add_row(*_fx_row(model))
-    table.add_row("bwsk per-op, weights skipped (export excl.)", str(len(graph.nodes)),
-                  "", "", "", f"{fast_s:.2f}")
+    table.add_row(f"bwsk per-op, weights skipped → model {fast.verdict}", str(len(graph.nodes)),
+                  *(_pct(fast.counts(), k) for k in KEYS), f"{fast_s:.2f}")
     counts = analysis.counts()
     table.add_row(f"bwsk per-op, weight checks → model {analysis.verdict}", str(len(graph.nodes)),
                   *(_pct(counts, k) for k in KEYS), f"{full_s:.2f}")
     table.add_row(f"bwsk leaf-module census ({unused} never called)", str(sum(census.values())),
                   *(_pct(census, k) for k in KEYS), "")
-    table.add_row("torch.export → graph (excluded above)", "", "", "", "", f"{export_s:.2f}")
+    table.add_row("torch.export → graph (excluded from bwsk rows)", "", "", "", "",
+                  f"{export_s:.2f}")
     console.print(table)
     lines = _differences(baseline, by_type, reasons)
     for line in lines:
