@@ -48,3 +48,10 @@ def test_empty_model_prints_zero_ratios():
     empty = Analysis("empty", Graph("empty", [], [], {}, []), "S", "no ops", [])
     text = _text(empty)
     assert "0 primitive ops" in text and "0.0 %" in text
+
+
+def test_long_condition_lists_are_cut_in_the_terminal_only():
+    analysis = toy_analysis(verdict="GRAY")
+    analysis.conditions = [f"W{i} has full column rank" for i in range(40)]
+    text = _text(analysis)
+    assert "W4 has full column rank; … and 35 more" in text and "W5 " not in text

@@ -17,6 +17,7 @@ from bwsk.analysis.result import Analysis, BlockVerdict, NodeVerdict
 from bwsk.report.json import summary, variable_inputs
 
 STYLE = {"S": "bold green", "K": "bold red", "GRAY": "bold bright_black"}
+MAX_CONDITIONS = 5  # the JSON report has them all
 MEANING = {"S": "injective (proved)", "K": "not injective (collision witness)",
            "GRAY": "undecided"}
 
@@ -44,7 +45,9 @@ def certificate(analysis: Analysis) -> Text:
     if analysis.verdict == "K":
         return Text("certificate: " + _witness_line(analysis))
     conditions = analysis.conditions or ["no deciding condition known"]
-    return Text("would be decided by: " + "; ".join(conditions))
+    more = len(conditions) - MAX_CONDITIONS
+    text = "; ".join(conditions[:MAX_CONDITIONS]) + (f"; … and {more} more" if more > 0 else "")
+    return Text("would be decided by: " + text)
 
 
 def _witness_line(analysis: Analysis) -> str:
