@@ -56,32 +56,51 @@ def _apply_tensor(model: nn.Module, plan: dict, mesh, *, sequence: bool) -> nn.M
 def _styles(model: nn.Module, plan: dict, sequence: bool) -> dict:
     """Map plan choices to ParallelStyles; with ``sequence`` the residual stream is Shard(1)."""
     from torch.distributed.tensor import Replicate, Shard
-    from torch.distributed.tensor.parallel import (
-        ColwiseParallel,
-        PrepareModuleInput,
-        RowwiseParallel,
-        SequenceParallel,
-    )
+    from torch.distributed.tensor.parallel import PrepareModuleOutput, SequenceParallel
 
-    styles, in_region = {}, False
+    styles = {}
     for name, module in model.named_modules():
         choice = plan.get(name)
-        if choice == "colwise":
-            styles[name] = ColwiseParallel(input_layouts=Shard(1)) if sequence else ColwiseParallel()
-        elif choice == "rowwise":
-            styles[name] = (RowwiseParallel(output_layouts=Shard(1), use_local_output=False)
-                            if sequence else RowwiseParallel())
-        elif choice == "sequence" and isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
-            styles[name], in_region = SequenceParallel(), True
-        elif choice == "sequence":  # where the replicated stream enters the sharded region
-            styles[name], in_region = PrepareModuleInput(
-                input_layouts=(Replicate(),), desired_input_layouts=(Shard(1),),
-                use_local_output=False), True
-        elif choice == "replicate" and sequence and in_region:  # leaves the region: gather
-            styles[name] = PrepareModuleInput(
-                input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),),
-                use_local_output=True)
+        if choice in ("colwise", "rowwise"):
+            styles[name] = _matrix_style(model, name, module, choice, plan, sequence)
+        elif choice == "sequence":
+            styles[name] = SequenceParallel()
+        elif choice == "replicate" and sequence and isinstance(module, nn.Embedding):
+            styles[name] = _enter_region(Shard(1))
+        elif choice is None and sequence and isinstance(module, nn.Embedding):
+            # not in the graph (folded: it does not depend on the inputs); a DTensor so it
+            # can be added to the sharded stream
+            styles[name] = PrepareModuleOutput(output_layouts=Replicate(),
+                                               desired_output_layouts=Replicate(),
+                                               use_local_output=False)
     return styles
+
+
+def _enter_region(layout):
+    from torch.distributed.tensor import Replicate
+    from torch.distributed.tensor.parallel import PrepareModuleOutput
+
+    return PrepareModuleOutput(output_layouts=Replicate(), desired_output_layouts=layout,
+                               use_local_output=False)
+
+
+def _matrix_style(model, name, module, choice, plan, sequence):
+    """Megatron pairs: colwise feeds a rowwise sibling; an unpaired colwise gathers its output."""
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
+
+    embedding = isinstance(module, nn.Embedding)
+    if choice == "rowwise":
+        if sequence:
+            return RowwiseParallel(input_layouts=Replicate() if embedding else Shard(-1),
+                                   output_layouts=Shard(1), use_local_output=False)
+        return RowwiseParallel(input_layouts=Replicate()) if embedding else RowwiseParallel()
+    parent = name.rpartition(".")[0]
+    paired = any(k.rpartition(".")[0] == parent and v == "rowwise" for k, v in plan.items())
+    output = {} if paired else {"output_layouts": Replicate()}
+    if sequence and not embedding:
+        return ColwiseParallel(input_layouts=Shard(1), **output)
+    return ColwiseParallel(input_layouts=Replicate(), **output)
 
 
 @dataclass
