@@ -153,15 +153,14 @@ class _DotBuilder:
         by_original: dict[str, list[Cluster]] = {}
         gone: set[int] = set()
         for c in self.clusters:  # largest first: an enclosing repeat swallows its parts
-            if c.repeat_of is None or (c.parent is not None and id(c.parent) in gone):
-                if c.parent is not None and id(c.parent) in gone:
-                    gone.add(id(c))
-                continue
-            by_original.setdefault(c.repeat_of, []).append(c)
-            gone.add(id(c))
+            if c.parent is not None and id(c.parent) in gone:
+                gone.add(id(c))
+            elif c.repeat_of is not None:
+                by_original.setdefault(c.repeat_of, []).append(c)
+                gone.add(id(c))
         for i, (_, members) in enumerate(sorted(by_original.items())):
             gid = f"g{i}"
-            self.groups[gid] = members
+            self.groups[gid] = sorted(members, key=lambda c: _natural(c.key))
             for c in members:
                 self.collapsed.update(dict.fromkeys(c.nodes, gid))
         self.clusters = [c for c in self.clusters if id(c) not in gone]
