@@ -58,15 +58,23 @@ def test_conventional_run_writes_results_plot_and_checkpoint(tmp_path):
     assert summary["test_perplexity"] == doc["test_perplexity"]
 
 
-def test_recompute_gives_the_bitwise_same_loss_curve_with_fewer_saved_bytes(tmp_path):
+@pytest.mark.parametrize("mode", ["recompute", "analyzed"])
+def test_function_preserving_modes_give_the_bitwise_same_curve_with_fewer_saved_bytes(
+        tmp_path, mode):
     conv = Trainer(tiny(tmp_path, out=str(tmp_path / "a"))).run()
-    rec = Trainer(tiny(tmp_path, out=str(tmp_path / "b"), mode="recompute")).run()
+    other = Trainer(tiny(tmp_path, out=str(tmp_path / "b"), mode=mode)).run()
     curves = [json.loads((tmp_path / d / "results.json").read_text())["curves"]["train_loss"]
               for d in ("a", "b")]
     assert curves[0] == curves[1]
-    assert rec["test_loss"] == conv["test_loss"]
-    assert rec["saved_activation_bytes"] < conv["saved_activation_bytes"]
-    assert rec["mode_info"]["recomputed_blocks"] == 2
+    assert other["test_loss"] == conv["test_loss"]
+    assert other["saved_activation_bytes"] < conv["saved_activation_bytes"]
+    if mode == "recompute":
+        assert other["mode_info"]["recomputed_blocks"] == 2
+    else:  # boundaries at the sublayers the catalogue proves erasing
+        info = other["mode_info"]
+        assert info["segments_per_block"] == ["ln_1", "attn", "ln_2", "mlp"]
+        assert any(op.startswith("layernorm") for op in info["k_ops"]["ln_1"])
+        assert any(op.startswith("softmax") for op in info["k_ops"]["attn"])
 
 
 def test_memory_budget_recomputes_only_as_many_blocks_as_needed(tmp_path):

@@ -72,5 +72,6 @@ def _reversible(model: CausalLM) -> dict[str, Any]:
 
 
 def _analyzed(model: CausalLM) -> dict[str, Any]:
-    raise TrainingError("analyzed mode is not available yet: it needs the analysis of the "
-                        f"{model.arch} blocks to place checkpoint boundaries at K operations")
+    from bwsk.train.analyzed import apply_analyzed
+
+    return apply_analyzed(model.blocks(), model.hf.config.hidden_size)
