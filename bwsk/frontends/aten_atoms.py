@@ -350,6 +350,10 @@ def _sdpa(em, n, args, kw):
 def _index(em, n, args, kw):
     """x[i] along one axis is gather; constant indices on leading axes are gather_nd."""
     present = [(d, t) for d, t in enumerate(args[1]) if t is not None]
+    if any(em.dtype_of(t) == "bool" for _, t in present):  # boolean masks select, not gather
+        em.node("aten::index", [em.ref(args[0]), *(em.ref(t) for _, t in present)], {},
+                out=n.name, like=n)
+        return
     if len(present) == 1:
         d, t = present[0]
         em.node("gather", [em.ref(args[0]), em.ref(t)], {"axis": d}, out=n.name, like=n)

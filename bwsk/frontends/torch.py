@@ -101,6 +101,8 @@ class Emitter:
         name = A.aten_name(n.target)
         if n.target is operator.getitem:
             self._getitem(n)
+        elif not _has_tensor_result(n):
+            return  # guards on symbolic sizes (sym_size, _assert_scalar): no data flows
         elif self._is_constant(n, name):
             self.consts[n.name] = self._evaluate(n, name)
         elif name in A.ALIASES:
@@ -287,6 +289,13 @@ class Emitter:
 
     def unsupported(self, n: fx.Node, message: str) -> None:
         raise UnsupportedModelError(f"node {n.name} ({A.aten_name(n.target)}): {message}")
+
+
+def _has_tensor_result(n: fx.Node) -> bool:
+    value = n.meta.get("val")
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, torch.Tensor) for v in value)
+    return isinstance(value, torch.Tensor) or "val" not in n.meta
 
 
 def _scope(n: fx.Node) -> str:
