@@ -67,13 +67,26 @@ def build_model(name: str | Path, *, layers: int | None = None, d_model: int | N
         model, arch = _from_checkpoint(path)
     else:
         arch = seed(str(name))
+        import torch
         import transformers
 
-        config = getattr(transformers, arch.config)(**_config_kwargs(
-            arch, layers, d_model, heads, vocab, config_overrides))
-        model = getattr(transformers, arch.model)(config)
+        cfg = config(str(name), layers=layers, d_model=d_model, heads=heads, vocab=vocab,
+                     **config_overrides)
+        with torch.random.fork_rng():  # the same random weights every time, RNG untouched
+            torch.manual_seed(0)
+            model = getattr(transformers, arch.model)(cfg)
     model.eval()
     return model, example_inputs(model, arch, seq_len)
+
+
+def config(name: str, *, layers: int | None = None, d_model: int | None = None,
+           heads: int | None = None, vocab: int | None = None, **overrides: Any):
+    """The transformers config of seed ``name`` with the size overrides applied."""
+    arch = seed(name)
+    import transformers
+
+    kwargs = _config_kwargs(arch, layers, d_model, heads, vocab, overrides)
+    return getattr(transformers, arch.config)(**kwargs)
 
 
 def seed(name: str) -> Arch:
