@@ -1,6 +1,7 @@
 // Bracket abstraction (see abstract.hpp).
 #include "core/abstract.hpp"
 
+#include <string>
 
 #include "core/deep.hpp"
 #include "core/idmap.hpp"
@@ -11,7 +12,8 @@ namespace {
 
 class Abstractor {
 public:
-    Abstractor(Store& store, Id var) : s_(store), x_(var) {}
+    Abstractor(Store& store, std::string_view var)
+        : s_(store), x_(store.prim(var, "")), var_(store.string_id(var)) {}
 
     // [x]t, with every lambda inside t abstracted away first.
     Id abstract(Id t) {
@@ -27,6 +29,7 @@ private:
 
     Done abs(Id t) {
         if (t == x_) return {t, s_.comb(Kind::I)};
+        if (s_.lacks_var[t] == var_) return {t, kNone};
         if (const Done* done = memo_.find(t)) return *done;
         stack_guard();
         Done d{t, kNone};
@@ -34,10 +37,11 @@ private:
         if (n.kind == Kind::App) {
             d = abs_app(t, n.a, n.b);
         } else if (n.kind == Kind::Lam) {
-            Id plain = Abstractor(s_, s_.prim(s_.str(n.a), "")).abstract(n.b);
+            Id plain = Abstractor(s_, std::string(s_.str(n.a))).abstract(n.b);
             d = abs(plain);
         }
         memo_.insert(t, d);
+        if (d.abs == kNone && d.plain == t) s_.lacks_var[t] = var_;
         return d;
     }
 
@@ -54,7 +58,7 @@ private:
     }
 
     Store& s_;
-    Id x_;
+    Id x_, var_;  // the variable's node and string id
     IdMap<Done> memo_;
 };
 
@@ -62,9 +66,8 @@ private:
 
 Id abstract(Store& store, std::string_view var, Id body) {
     store.check(body);
-    Id var_node = store.prim(var, "");
     Id result = kNone;
-    run_deep([&] { result = Abstractor(store, var_node).abstract(body); });
+    run_deep([&] { result = Abstractor(store, var).abstract(body); });
     return result;
 }
 

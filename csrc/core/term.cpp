@@ -61,6 +61,7 @@ Id Store::intern(Kind k, Id a, Id b) {
             head_.push_back(is_app ? head_[a] : t);
             nargs_.push_back(is_app ? nargs_[a] + 1 : 0);
             nf.push_back(kNone);
+            lacks_var.push_back(kNone);
             table_[i] = t;
             if (nodes_.size() * 2 > table_.size()) grow_table();
             return t;
@@ -121,6 +122,7 @@ Id Store::proj(std::uint32_t i, std::uint32_t n) {
 std::size_t Store::bytes() const {
     std::size_t total = nodes_.capacity() * sizeof(Node) + head_.capacity() * sizeof(Id) +
                         nargs_.capacity() * sizeof(std::uint32_t) + nf.capacity() * sizeof(Id) +
+                        lacks_var.capacity() * sizeof(Id) +
                         table_.capacity() * sizeof(Id);
     for (const auto& s : strings_) total += sizeof(std::string) + s.capacity();
     return total + string_ids_.size() * (sizeof(std::string_view) + sizeof(Id) + 16);

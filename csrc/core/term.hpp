@@ -41,6 +41,7 @@ class Store {
 public:
     Store();
 
+    Id string_id(std::string_view s) { return intern_string(s); }
     Id comb(Kind k) const { return static_cast<Id>(k); }  // combinators are ids 0..5
     Id prim(std::string_view name, std::string_view attrs);
     Id ref(std::string_view name);
@@ -63,6 +64,10 @@ public:
     // The normal form of each node once known (kNone: not yet), shared by every
     // normalization so repeated and shared work is done once per node.
     std::vector<Id> nf;
+    // A variable (string id) known not to occur in the node, which has no lambdas either
+    // (kNone: none known): lets abstractions skip big closed subterms such as weights or
+    // earlier layers, which many lambdas of one variable name would otherwise re-walk.
+    std::vector<Id> lacks_var;
 
     // Guards the whole store; the bindings hold it for every native call.
     std::mutex mutex;
