@@ -19,6 +19,21 @@ from bwsk.frontends.torch_export import export_module  # noqa: E402
 
 SMALL = {"layers": 2, "d_model": 64, "heads": 4, "vocab": 100}
 
+# Every ATen op that torch.export emits for the five seeds (transformers 5.x, torch 2.13).
+SEED_OPS = [
+    "__and__", "_assert_tensor_metadata", "abs", "add", "addmm", "alias", "arange", "argmax",
+    "contiguous", "cumsum", "diff", "div", "dropout", "embedding", "eq", "expand", "full_like",
+    "gather", "ge", "gelu", "gt", "index", "layer_norm", "le", "linear", "log", "lt", "matmul",
+    "max", "mean", "min", "mul", "ne", "neg", "new_ones", "one_hot", "ones", "ones_like",
+    "permute", "pow", "relu", "reshape", "rsqrt", "rsub", "scaled_dot_product_attention",
+    "select", "slice", "softmax", "split", "sub", "tanh", "to", "transpose", "unsqueeze", "view",
+    "where", "zeros", "zeros_like",
+]
+
+
+def test_every_seed_op_has_an_atom():
+    assert [op for op in SEED_OPS if not aten_atoms.is_mapped(op)] == []
+
 
 def evaluate(graph, feeds):
     """Run the graph node by node with ONNX's reference ops: an oracle for the mapping."""
@@ -41,6 +56,7 @@ def _check_seed(name: str, **extra):
     ops = {aten_atoms.aten_name(n.target) for n in exported.graph.nodes
            if n.op == "call_function" and n.target.__module__ != "_operator"}
     assert {op for op in ops if not aten_atoms.is_mapped(op)} == set(), name
+    assert ops <= set(SEED_OPS), f"{name} uses ops missing from SEED_OPS: {ops - set(SEED_OPS)}"
     graph = graph_of(model, inputs)
     assert not [n.op for n in graph.nodes if n.op.startswith("aten::")]
     with torch.no_grad():
