@@ -64,7 +64,8 @@ def prove(graph: Graph, judgements: list[Judgement], runner: Runner | None = Non
         return analysis
     rng = np.random.default_rng(SEED)
     runner = runner or Runner(graph)
-    search = find_witness(graph, judgements, runner, random_inputs(graph, rng), rng)
+    with np.errstate(all="ignore"):
+        search = find_witness(graph, judgements, runner, random_inputs(graph, rng), rng)
     if search.witness is not None:
         analysis = Analysis(graph.name, graph, "K", search.reason, nodes, witness=search.witness)
         analysis.extra["witness_failures"] = search.failures

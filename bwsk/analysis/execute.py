@@ -50,11 +50,17 @@ class Runner:
 
     def __init__(self, graph: Graph):
         self.graph = graph
-        self.model = getattr(graph, "source", None) or to_onnx(graph)
+        source = getattr(graph, "source", None)
+        self.module = source if source is not None and hasattr(source, "forward") else None
+        self.model = source if isinstance(source, onnx.ModelProto) else None
         self._session = None
         self._reference = None
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if self.module is not None:
+            return self._torch(feeds)
+        if self.model is None:
+            self.model = to_onnx(self.graph)
         names = [o.name for o in self.model.graph.output]
         try:
             return self._ort(feeds)
@@ -70,6 +76,28 @@ class Runner:
             return [np.asarray(x) for x in self._reference.run(names, feeds)]
         except Exception as exc:  # noqa: BLE001
             raise UnsupportedModelError(f"cannot execute {self.graph.name}: {type(exc).__name__}") from exc
+
+    def _torch(self, feeds):
+        """The nn.Module itself on the graph's inputs, in order; outputs flattened."""
+        import torch
+
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.graph.inputs]
+        try:
+            with torch.no_grad():
+                out = self.module.eval()(*args)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the witness unverified
+            raise UnsupportedModelError(f"cannot execute the module: {type(exc).__name__}") from exc
+        flat = []
+        stack = [out.to_tuple() if hasattr(out, "to_tuple") else out]
+        while stack:
+            item = stack.pop(0)
+            if isinstance(item, (tuple, list)):
+                stack[:0] = list(item)
+            elif isinstance(item, torch.Tensor):
+                flat.append(item.detach().numpy())
+        if len(flat) != len(self.graph.outputs):
+            raise UnsupportedModelError("module outputs do not match the graph's outputs")
+        return flat
 
     def _ort(self, feeds):
         import onnxruntime as ort

@@ -65,6 +65,11 @@ class InverseProgram:
             raise BwskError(f"inverse program needs output {missing[0]!r}")
         env = {n: v.const for n, v in self.graph.values.items() if v.is_const}
         env.update({k: np.asarray(v) for k, v in feeds.items()})
+        with np.errstate(all="ignore"):
+            self._run(env)
+        return {n: env[n] for n in self.wanted}
+
+    def _run(self, env: dict) -> None:
         for k, slot in self.steps:
             node = self.graph.nodes[k]
             ins = [env.get(x) if x else None for x in node.inputs]
@@ -74,7 +79,6 @@ class InverseProgram:
             else:
                 outs = [env.get(o) if o else None for o in node.outputs]
                 env[node.inputs[slot]] = np.asarray(self.judgements[k].invert(slot, ins, outs))
-        return {n: env[n] for n in self.wanted}
 
     def describe(self) -> list[str]:
         """One line per step, for reports."""

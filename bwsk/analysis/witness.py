@@ -40,6 +40,13 @@ def verify(runner: Runner, graph: Graph, a: dict, b: dict) -> str | None:
     return None
 
 
+def _checked(runner: Runner, graph: Graph, a: dict, b: dict) -> str | None:
+    try:
+        return verify(runner, graph, a, b)
+    except BwskError as exc:  # the model cannot be executed here: the witness stays unverified
+        return str(exc)
+
+
 def ancestors(graph: Graph, names: set[str]) -> tuple[set[str], list[int]]:
     """Values and node indices upstream of ``names`` (inclusive of the values)."""
     seen, nodes = set(names), []
@@ -101,7 +108,7 @@ def find_witness(graph: Graph, judgements: list[Judgement], runner: Runner, base
     unused = _unused(graph, base)
     if unused is not None:
         a, b, why = unused
-        problem = verify(runner, graph, a, b)
+        problem = _checked(runner, graph, a, b)
         if problem is None:
             return Search(Witness(a, b), why, failures)
         failures.append(f"unused-input witness failed: {problem}")
@@ -118,8 +125,9 @@ def find_witness(graph: Graph, judgements: list[Judgement], runner: Runner, base
         try:
             a, b = _lift(graph, judgements, k, base, rng)
             problem = verify(runner, graph, a, b)
-        except (BwskError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            problem = str(exc)
+        except (BwskError, ValueError, IndexError, TypeError, KeyError, ArithmeticError,
+                np.linalg.LinAlgError) as exc:  # an inverse step that cannot run: no witness
+            problem = f"{type(exc).__name__}: {exc}"
         if problem is None:
             return Search(Witness(a, b), f"collision at {node.name} ({node.op}): {j.reason}", failures)
         failures.append(f"witness at {node.name} ({node.op}) failed verification: {problem}")

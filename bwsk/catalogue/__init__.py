@@ -3,6 +3,8 @@ collision, erased dims, rationale). ``judge`` applies an entry to one node of a 
 
 from __future__ import annotations
 
+import numpy as np
+
 from bwsk.catalogue import binary, layout, linear, misc, reduce, unary  # noqa: F401  (registration)
 from bwsk.catalogue.base import (
     ALONE, CATALOGUE, GIVEN_OTHERS, NO, Ctx, Entry, Judgement, flags, gray, injective,
@@ -32,7 +34,8 @@ def judge(graph: Graph, node: Node, weights: bool = True) -> Judgement:
     if not ctx.var_slots:
         return injective(ctx, "no variable input", None)
     try:
-        return entry.rule(ctx)
+        with np.errstate(all="ignore"):
+            return entry.rule(ctx)
     except (BwskError, ValueError, TypeError, IndexError, KeyError, ArithmeticError) as exc:
         return gray(ctx, f"{node.op}: catalogue rule failed ({type(exc).__name__}: {exc})",
                     "attributes/shapes the rule understands", recover=flags(ctx, NO))

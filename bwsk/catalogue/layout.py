@@ -51,14 +51,16 @@ def _concat(ctx: Ctx) -> Judgement:
     axis = int(ctx.attr("axis", 0))
     def inv(slot, ins, outs):
         y = outs[0]
-        sizes = [(x.shape[axis] if x is not None else None) for x in ins]
-        start = sum(sizes[:slot]) if None not in sizes[:slot] else None
-        if start is None:
-            shapes = [ctx.graph.values[n].shape for n in ctx.node.inputs]
-            start = sum(int(s[axis]) for s in shapes[:slot])
-        width = ctx.graph.values[ctx.node.inputs[slot]].shape[axis]
-        width = width if isinstance(width, int) else y.shape[axis] - sum(s for s in sizes if s)
-        return np.take(y, np.arange(start, start + width), axis=axis)
+        ax = axis % y.ndim
+        sizes = []
+        for x, name in zip(ins, ctx.node.inputs):
+            shape = ctx.graph.values[name].shape if name in ctx.graph.values else None
+            static = shape[ax] if shape is not None and isinstance(shape[ax], int) else None
+            sizes.append(x.shape[ax] if x is not None else static)
+        if sizes.count(None) == 1:
+            sizes[sizes.index(None)] = y.shape[ax] - sum(s for s in sizes if s is not None)
+        start = sum(sizes[:slot])
+        return np.take(y, np.arange(start, start + sizes[slot]), axis=ax)
     return injective(ctx, "concat keeps every input element", inv, bijective=True)
 
 

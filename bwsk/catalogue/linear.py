@@ -28,7 +28,10 @@ def null_vector(m: np.ndarray, seed: int = 0) -> np.ndarray:
     (one small solve in the row dimension instead of a full SVD)."""
     a = np.asarray(m, np.float64)
     r = np.random.default_rng(seed).standard_normal(a.shape[1])
-    coef = np.linalg.lstsq(a @ a.T, a @ r, rcond=None)[0]
+    try:  # full row rank (the usual case: fewer outputs than inputs): a plain LU solve
+        coef = np.linalg.solve(a @ a.T, a @ r)
+    except np.linalg.LinAlgError:
+        coef = np.linalg.lstsq(a @ a.T, a @ r, rcond=None)[0]
     v = r - a.T @ coef
     return v / np.abs(v).max()
 
@@ -120,7 +123,7 @@ def _gemm_two(ins, var):
     return out
 
 
-def operator_matrix(ctx: Ctx, slot: int, limit: int = 4096) -> np.ndarray | None:
+def operator_matrix(ctx: Ctx, slot: int, limit: int = 1024) -> np.ndarray | None:
     """The matrix of a linear op in ``slot`` (rows: outputs), by running it on a basis.
     Batch-major ops only (axis 0 is the batch); None when too large or shapes unknown."""
     shape = concrete(ctx.shape(slot))
@@ -156,6 +159,9 @@ def _conv(ctx: Ctx) -> Judgement:
         return gray(ctx, f"{op} with variable weights", "constant weights")
     if op in ("lp_pool", "global_lp_pool"):
         return _nonlinear_pool(ctx)
+    if op in ("global_average_pool", "average_pool") and _window_swap(ctx) is not None:
+        return collision(ctx, f"{op} averages each window: swapping two of its elements keeps it",
+                         _window_swap(ctx), _pool_erased(ctx))
     n_in, n_out = ctx.numel(0), ctx.numel(0, output=True)
     m = None
     if op not in ("conv", "conv_transpose", "conv_integer", "deform_conv") or ctx.weights or (
@@ -178,6 +184,34 @@ def _conv(ctx: Ctx) -> Judgement:
         return replace(ins, 0, x + np.broadcast_to(v.reshape(shape[1:]), x.shape).astype(x.dtype) *
                        (np.arange(x.shape[0]) == 0).reshape((-1,) + (1,) * (x.ndim - 1)))
     return rank_verdict(ctx, m, f"{op} operator {m.shape[0]}x{m.shape[1]}", inv, shift)
+
+
+def _window_swap(ctx: Ctx):
+    """Swap of two elements of the first window when windows are disjoint (global or
+    stride = kernel without padding), else None."""
+    shape = ctx.shape(0)
+    if shape is None or len(shape) < 3:
+        return None
+    if ctx.node.op == "average_pool":
+        kernel, strides = list(ctx.attr("kernel_shape", [])), list(ctx.attr("strides", []) or [])
+        if kernel != strides or any(ctx.attr("pads", [])) or ctx.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            return None
+        axis = next((2 + i for i, k in enumerate(kernel) if k > 1), None)
+    else:
+        axis = next((i for i in range(2, len(shape)) if shape[i] != 1), None)
+    if axis is None:
+        return None
+    def collide(ins, rng):
+        b = np.array(ins[0], copy=True)
+        first, second = (0,) * b.ndim, tuple(1 if d == axis else 0 for d in range(b.ndim))
+        b[first], b[second] = b[second], b[first]
+        return ins, replace(ins, 0, b)
+    return collide
+
+
+def _pool_erased(ctx: Ctx) -> int | None:
+    n_in, n_out = ctx.numel(0), ctx.numel(0, output=True)
+    return n_in - n_out if n_in and n_out else None
 
 
 def _nonlinear_pool(ctx: Ctx) -> Judgement:

@@ -46,6 +46,8 @@ def node_proto(node: Node) -> onnx.NodeProto:
 
 def opset_of(graph: Graph) -> int:
     """The default-domain opset of the model the graph came from (latest when unknown)."""
+    if getattr(graph, "opset", None):
+        return int(graph.opset)
     source = getattr(graph, "source", None)
     for imp in getattr(source, "opset_import", ()):
         if imp.domain in ("", "ai.onnx"):
@@ -62,14 +64,50 @@ def _evaluator(key: bytes, opset: int):
     return ReferenceEvaluator(proto, opsets={"": opset})
 
 
+@lru_cache(maxsize=1024)
+def _session(key: bytes, opset: int, dtypes: tuple[int, ...]):
+    import onnxruntime as ort
+
+    proto = onnx.NodeProto()
+    proto.ParseFromString(key)
+    inputs = [helper.make_tensor_value_info(n, t, None) for n, t in zip(proto.input, dtypes) if n]
+    graph = helper.make_graph([proto], "node", inputs, [onnx.ValueInfoProto(name=o) for o in proto.output if o])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _run_ort(proto: onnx.NodeProto, opset: int, feeds: dict) -> list | None:
+    """onnxruntime on one node (fast pooling/conv); None when it cannot take this node."""
+    if proto.domain or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                           for a in proto.attribute):
+        return None
+    try:
+        dtypes = tuple(helper.np_dtype_to_tensor_dtype(feeds[n].dtype) if n in feeds else 0
+                       for n in proto.input)
+        sess = _session(proto.SerializeToString(), opset, dtypes)
+        names = [o.name for o in sess.get_outputs()]
+        out = dict(zip(names, sess.run(None, {n: feeds[n] for n in proto.input if n in feeds})))
+        return [out.get(o) for o in proto.output if o]
+    except Exception:  # noqa: BLE001 - unsupported type/op in onnxruntime: use the reference
+        return None
+
+
 def run_node(graph: Graph, node: Node, inputs: list) -> list[np.ndarray]:
     """The node's outputs on ``inputs`` (None for omitted optional inputs)."""
     proto = node_proto(node)
     feeds = {name: np.asarray(x) for name, x in zip(node.inputs, inputs) if name and x is not None}
+    if len(set(node.inputs) - {""}) == len([x for x in node.inputs if x]):
+        outs = _run_ort(proto, opset_of(graph), feeds)
+        if outs is not None:
+            return [np.asarray(o) for o in outs]
     try:
         evaluator = _evaluator(proto.SerializeToString(), opset_of(graph))
         outs = evaluator.run(None, feeds)
     except Exception as exc:  # the reference implementation signals bad input in many ways
+        first = str(exc).splitlines()[0] if str(exc) else ""
         raise UnsupportedModelError(f"cannot run node {node.name} ({node.op}): "
-                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+                                    f"{type(exc).__name__}: {first}") from exc
     return [np.asarray(o) for o in outs]

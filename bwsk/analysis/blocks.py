@@ -1,0 +1,97 @@
+"""Block verdicts: each module scope (layer, attention, MLP, coupling, ...) is cut out as a
+graph of its own inputs and judged like a model; structurally identical blocks are marked
+``repeat_of`` the first, so a report can say "12 x block"."""
+
+from __future__ import annotations
+
+import re
+
+from bwsk.analysis.result import BlockVerdict
+from bwsk.catalogue import Judgement
+from bwsk.catalogue.run import opset_of
+from bwsk.ir import Graph
+
+_KINDS = (("coupling", "coupling"), ("attn", "attention"), ("attention", "attention"),
+          ("mlp", "mlp"), ("ffn", "mlp"), ("feed_forward", "mlp"), ("dense", "mlp"),
+          ("residual", "residual"))
+
+
+def kind_of(scope: str, nodes: list) -> str:
+    last = scope.rsplit(".", 1)[-1].lower()
+    for key, kind in _KINDS:
+        if key in last:
+            return kind
+    if re.fullmatch(r"\d+", last):
+        return "layer"
+    return "module"
+
+
+def scopes(graph: Graph) -> dict[str, list[int]]:
+    """Every scope prefix with the indices of the nodes under it (in order)."""
+    out: dict[str, list[int]] = {}
+    for k, node in enumerate(graph.nodes):
+        parts = [p for p in node.scope.split(".") if p] if node.scope else []
+        for depth in range(1, len(parts) + 1):
+            out.setdefault(".".join(parts[:depth]), []).append(k)
+    return out
+
+
+def subgraph(graph: Graph, members: list[int], name: str) -> Graph:
+    """The block as a graph: inputs flow in from outside, outputs flow out (or are outputs)."""
+    inside = set(members)
+    produced = {o for k in members for o in graph.nodes[k].outputs if o}
+    inputs, seen = [], set()
+    for k in members:
+        for x in graph.nodes[k].inputs:
+            if x and x not in produced and not graph.is_const(x) and x not in seen:
+                seen.add(x)
+                inputs.append(x)
+    used_outside = {x for k, n in enumerate(graph.nodes) if k not in inside for x in n.inputs}
+    outputs = [o for k in members for o in graph.nodes[k].outputs
+               if o and (o in used_outside or o in graph.outputs)]
+    sub = Graph(name, inputs, outputs, graph.values, [graph.nodes[k] for k in members])
+    sub.opset = opset_of(graph)
+    return sub
+
+
+def signature(graph: Graph, members: list[int]) -> tuple:
+    """Structure up to renaming: ops, attrs, shapes and wiring (weights excluded)."""
+    local: dict[str, int] = {}
+    def ref(name):
+        if not name:
+            return ""
+        if graph.is_const(name):
+            return ("c", graph.values[name].shape)
+        return local.setdefault(name, len(local))
+    rows = []
+    for k in members:
+        n = graph.nodes[k]
+        rows.append((n.op, repr(sorted((a, repr(v)) for a, v in n.attrs.items())),
+                     tuple(ref(x) for x in n.inputs), tuple(ref(o) for o in n.outputs)))
+    return tuple(rows)
+
+
+def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdict]:
+    from bwsk.analysis.engine import prove
+
+    out: list[BlockVerdict] = []
+    first: dict[tuple, tuple[str, str, str, list[str]]] = {}
+    for name, members in scopes(graph).items():
+        if len(members) < 2 or len(members) == len(graph.nodes):
+            continue
+        sub = subgraph(graph, members, name)
+        if not sub.inputs or not sub.outputs:
+            continue
+        sig = (signature(graph, members), tuple(judgements[k].verdict for k in members))
+        nodes = [graph.nodes[k].name for k in members]
+        kind = kind_of(name, nodes)
+        if sig in first and first[sig][1] != "K":
+            src, verdict, reason, conds = first[sig]
+            out.append(BlockVerdict(name, kind, nodes, verdict, reason, conds, repeat_of=src))
+            continue
+        result = prove(sub, [judgements[k] for k in members])
+        repeat = first[sig][0] if sig in first else None
+        first.setdefault(sig, (name, result.verdict, result.reason, result.conditions))
+        out.append(BlockVerdict(name, kind, nodes, result.verdict, result.reason,
+                                result.conditions, repeat_of=repeat))
+    return out
