@@ -83,7 +83,8 @@ class Trainer:
             self.opt, cosine_with_warmup(min(cfg.warmup_steps, self.total_steps),
                                          self.total_steps))
         self.state: dict[str, Any] = {"step": 0, "losses": [], "evals": [], "best_val": None,
-                                      "bad_evals": 0, "train_time": 0.0, "stopped": None}
+                                      "bad_evals": 0, "train_time": 0.0, "train_cpu": 0.0,
+                                      "stopped": None}
 
     # -- one step -------------------------------------------------------------------------
     def _autocast(self):
@@ -177,9 +178,10 @@ class Trainer:
             if self.world.any(stop.caught is not None):
                 self.state["stopped"] = "interrupted"
                 break
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loss = self._step(self.state["step"])
             self.state["train_time"] += time.perf_counter() - t0
+            self.state["train_cpu"] += time.process_time() - c0
             self.state["step"] += 1
             self.state["losses"].append(loss)
             bar.update(1)

@@ -74,7 +74,7 @@ def summarize(trainer: Trainer, *, val: float, test: float, saved_bytes: int, pe
         "val_loss": val, "val_perplexity": math.exp(val),
         "test_loss": test, "test_perplexity": math.exp(test),
         "saved_activation_bytes": saved_bytes, "peak_rss_bytes": peak_rss,
-        "train_time_s": state["train_time"],
+        "train_time_s": state["train_time"], "train_cpu_s": state["train_cpu"],
         "tokens_per_s": tokens / state["train_time"] if state["train_time"] > 0 else None,
     }
 
