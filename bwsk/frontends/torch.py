@@ -52,10 +52,11 @@ def _onnx_dtype(dtype: torch.dtype) -> int:
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A numpy view of ``t`` (weights are not copied: a model's graph costs no extra memory)."""
     t = t.detach().cpu()
-    if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
+    if t.dtype == torch.bfloat16:
         t = t.float()
-    return t.numpy().copy()
+    return t.numpy()
 
 
 class Emitter:
@@ -214,7 +215,7 @@ class Emitter:
         if value.is_const and value.const.ndim == 2:
             t_name = f"{name}.T"
             if t_name not in self.values:
-                array = np.ascontiguousarray(value.const.T)
+                array = value.const.T  # a view
                 self.values[t_name] = Value(t_name, tuple(array.shape), array.dtype.name, array)
             return t_name
         shape = tuple(reversed(value.shape)) if value.shape else None
