@@ -87,6 +87,14 @@ def test_initializers_constants_and_names():
     assert graph.source is model
 
 
+def test_scope_from_dynamo_metadata():
+    node = helper.make_node("Relu", ["x"], ["y"], name="node_relu_3")
+    node.metadata_props.add(key="pkg.torch.onnx.name_scopes",
+                            value="['', 'encoder.layers.0', 'encoder.layers.0.act', 'relu_3']")
+    graph = load_onnx(_model([node], [_info("x", [2])], [_info("y", [2])]))
+    assert graph.nodes[0].scope == "encoder.layers.0.act"
+
+
 def test_scope_of_exporter_names():
     assert scope_of_name("/transformer/h.0/attn/c_attn/Gemm") == "transformer.h.0.attn.c_attn"
     assert scope_of_name("/MatMul") == ""

@@ -7,6 +7,7 @@ subgraphs (shape arithmetic, ConstantOfShape weights) become ``Value.const`` arr
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 from typing import Any
@@ -278,7 +279,20 @@ def _node_of(proto_node: onnx.NodeProto, index: int) -> Node:
     attrs = {a.name: _attr_value(a) for a in proto_node.attribute}
     return Node(name, atom_of_onnx(proto_node.op_type, proto_node.domain),
                 list(proto_node.input), list(proto_node.output), attrs,
-                source_op=f"{domain}::{proto_node.op_type}", scope=scope_of_name(proto_node.name))
+                source_op=f"{domain}::{proto_node.op_type}", scope=_scope(proto_node))
+
+
+def _scope(proto_node: onnx.NodeProto) -> str:
+    """The module path: the dynamo exporter records it in metadata, TorchScript in names."""
+    for prop in proto_node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                break
+            path = scopes[-2] if isinstance(scopes, list) and len(scopes) >= 2 else ""
+            return str(path).removeprefix("L['self'].")
+    return scope_of_name(proto_node.name)
 
 
 def _attr_value(attr: onnx.AttributeProto) -> Any:
