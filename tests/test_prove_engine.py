@@ -19,7 +19,8 @@ RNG = np.random.default_rng(0)
 def make_model(nodes, inputs, outputs, inits=None, shape=(2, 4)) -> onnx.ModelProto:
     """A float model: ``inputs`` of ``shape``; ``inits`` maps names to constant arrays."""
     ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape)) for n in inputs]
-    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape) if n in inputs else None)
+            for n in outputs]
     consts = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in (inits or {}).items()]
     graph = helper.make_graph([helper.make_node(*n[:3], **(n[3] if len(n) > 3 else {})) for n in nodes],
                               "g", ins, outs, consts)

@@ -27,6 +27,9 @@ class Search:
 
 def verify(runner: Runner, graph: Graph, a: dict, b: dict) -> str | None:
     """None when ``a`` and ``b`` differ by >= MIN_DIFF and the model maps them alike; else why not."""
+    for n in graph.inputs:
+        if np.shape(a[n]) != np.shape(b[n]):
+            return f"input {n} changes shape"
     diff = max((float(np.max(np.abs(np.asarray(a[n], np.float64) - np.asarray(b[n], np.float64)),
                              initial=0.0)) for n in graph.inputs), default=0.0)
     if not diff >= MIN_DIFF:
