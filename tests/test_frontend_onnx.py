@@ -174,5 +174,5 @@ def test_external_data(tmp_path):
     graph = load_onnx(path)
     assert graph.values["w"].const[1, 0] == 64.0
     os.remove(tmp_path / "ext.weights")
-    with pytest.raises(UnsupportedModelError, match="'ext.weights' not found"):
+    with pytest.raises(UnsupportedModelError, match=r"'ext\.weights' not found"):
         load_onnx(path)

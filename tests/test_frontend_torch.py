@@ -119,7 +119,7 @@ def test_export_failure_is_one_line():
         def forward(self, x):
             return x * 2 if x.sum() > 0 else x
 
-    with pytest.raises(UnsupportedModelError, match="torch.export failed") as info:
+    with pytest.raises(UnsupportedModelError, match=r"torch\.export failed") as info:
         graph_of(DataDependent(), (torch.randn(4),))
     assert "\n" not in str(info.value)
 

@@ -47,7 +47,7 @@ def test_small_models_and_inputs():
     assert tuple(inputs["input_ids"].shape) == (1, 8)
     again, _ = zoo.build_model("gpt2", layers=2, d_model=32, heads=2, vocab=50)
     assert (model.lm_head.weight == again.lm_head.weight).all()  # deterministic weights
-    t5, t5_inputs = zoo.build_model("t5-small", layers=1, d_model=32, heads=2, vocab=50)
+    _, t5_inputs = zoo.build_model("t5-small", layers=1, d_model=32, heads=2, vocab=50)
     assert set(t5_inputs) == {"input_ids", "decoder_input_ids"}
 
 
@@ -55,14 +55,14 @@ def test_checkpoint_directory(tmp_path):
     pytest.importorskip("transformers")
     model, _ = zoo.build_model("bert-base", layers=1, d_model=32, heads=2, vocab=60)
     model.save_pretrained(tmp_path)
-    loaded, inputs = zoo.build_model(tmp_path)
+    loaded, _ = zoo.build_model(tmp_path)
     assert type(loaded) is type(model)
     assert (loaded.cls.predictions.decoder.weight == model.cls.predictions.decoder.weight).all()
     graph = load_model(tmp_path)
     assert graph.inputs == ["input_ids"]
     assert any(v.startswith("bert.encoder.layer.0.") for v in graph.values)
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(UnsupportedModelError, match="not a transformers checkpoint|model_type"):
+    with pytest.raises(UnsupportedModelError, match=r"not a transformers checkpoint|model_type"):
         zoo.build_model(tmp_path)
 
 

@@ -8,6 +8,7 @@ subgraphs (shape arithmetic, ConstantOfShape weights) become ``Value.const`` arr
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,11 @@ def load_onnx(model: str | os.PathLike | onnx.ModelProto | bytes,
     """Load an ONNX model into the graph IR; ``input_shapes`` binds symbolic input dims."""
     proto, label = _read(model)
     if input_shapes:
+        proto = _copy(proto)  # the caller's ModelProto stays as it was
         _bind_input_shapes(proto, input_shapes)
-    try:
-        proto = onnx.inliner.inline_local_functions(proto) if proto.functions else proto
-    except Exception:  # noqa: BLE001 - an un-inlinable function stays a custom atom
-        pass
+    if proto.functions:
+        with contextlib.suppress(Exception):  # an un-inlinable function stays a custom atom
+            proto = onnx.inliner.inline_local_functions(proto)
     inferred = _infer_shapes(proto)
     graph = _graph_of(inferred, label)
     if _has_unknown_shapes(graph):
@@ -55,8 +56,7 @@ def _refine_shapes(graph: Graph, proto: onnx.ModelProto) -> None:
               and v.const.dtype != object]
     if not folded:
         return
-    again = onnx.ModelProto()
-    again.CopyFrom(proto)
+    again = _copy(proto)
     del again.graph.value_info[:]
     del again.graph.node[:]
     names = {n.name for n in graph.nodes}
@@ -89,8 +89,9 @@ def _parse(data: bytes, label: str, base_dir: Path | None) -> onnx.ModelProto:
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(data)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeWarning
-        raise UnsupportedModelError(f"{label} is not a valid ONNX model: {_first_line(exc)}") from None
+    except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning, ...
+        raise UnsupportedModelError(
+            f"{label} is not a valid ONNX model: {_first_line(exc)}") from None
     _check_structure(proto, label)
     if base_dir is not None:
         _load_external(proto, base_dir, label)
@@ -128,7 +129,7 @@ def _load_external(proto: onnx.ModelProto, base_dir: Path, label: str) -> None:
     if needed:
         try:
             load_external_data_for_model(proto, str(base_dir))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # onnx raises several types here
             raise UnsupportedModelError(
                 f"{label}: cannot read external data: {_first_line(exc)}") from None
 
@@ -155,13 +156,19 @@ def _infer_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
     declared = {o.domain for o in proto.opset_import}
     missing = {n.domain for n in proto.graph.node} - declared - {"ai.onnx"}
     if missing:
-        proto = onnx.ModelProto.FromString(proto.SerializeToString())
+        proto = _copy(proto)
         for domain in sorted(missing):
             proto.opset_import.add(domain=domain, version=1)
     try:
         return onnx.shape_inference.infer_shapes(proto, data_prop=True)
-    except Exception:  # noqa: BLE001 - shapes stay unknown where inference cannot go
+    except Exception:  # shapes stay unknown where inference cannot go
         return proto
+
+
+def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    return out
 
 
 def _first_line(exc: BaseException) -> str:
@@ -230,7 +237,7 @@ def _fold(proto_node: onnx.NodeProto, values: dict[str, Value],
         from onnx.reference import ReferenceEvaluator
 
         out = ReferenceEvaluator(proto_node, opsets=opsets or None).run(None, feeds)
-    except Exception:  # noqa: BLE001 - not foldable here; the node stays
+    except Exception:  # not foldable here: the node stays
         return None
     if any(np.asarray(o).size > _FOLD_LIMIT for o in out):
         return None

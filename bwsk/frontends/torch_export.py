@@ -36,7 +36,7 @@ def export_module(module: torch.nn.Module, example_inputs: Any = None):
             exported = torch.export.export(module, args, kwargs, strict=False)
     except UnsupportedModelError:
         raise
-    except Exception as exc:  # noqa: BLE001 - export raises many types; the user needs one line
+    except Exception as exc:  # export raises many types; the user needs one line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsupportedModelError(
             f"torch.export failed on {type(module).__name__}: {first}") from None
@@ -58,7 +58,8 @@ def _as_args(inputs: Any) -> tuple[tuple, dict]:
     if isinstance(inputs, (tuple, list)):
         return tuple(inputs), {}
     raise UnsupportedModelError(
-        f"example_inputs must be a tensor, a tuple of tensors or a dict, not {type(inputs).__name__}")
+        "example_inputs must be a tensor, a tuple of tensors or a dict, not "
+        f"{type(inputs).__name__}")
 
 
 def default_inputs(module: torch.nn.Module) -> Any:
