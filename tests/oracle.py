@@ -178,6 +178,7 @@ class Oracle:
         """Plain bracket abstraction [var] t: I, K t, or S [var]f [var]a."""
         x = self.node("prim", var, "")
         occurs: dict[int, bool] = {}
+        memo: dict[int, int] = {}  # shared subterms are abstracted once
 
         def has(u: int) -> bool:
             if u not in occurs:
@@ -186,12 +187,15 @@ class Oracle:
             return occurs[u]
 
         def go(u: int) -> int:
-            if u == x:
-                return self.node("I")
-            if not has(u):
-                return self.node("app", self.node("K"), u)
-            _, f, a = self.nodes[u]
-            return self.node("app", self.node("app", self.node("S"), go(f)), go(a))
+            if u not in memo:
+                if u == x:
+                    memo[u] = self.node("I")
+                elif not has(u):
+                    memo[u] = self.node("app", self.node("K"), u)
+                else:
+                    _, f, a = self.nodes[u]
+                    memo[u] = self.node("app", self.node("app", self.node("S"), go(f)), go(a))
+            return memo[u]
 
         return go(t)
 
