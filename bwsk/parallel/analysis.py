@@ -37,7 +37,7 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
     sync = _sync_points(g, names, records, params)
     if axis == "data":
         sync = _fuse_gradients(g, sync, itemsize)
-    synced = {r[1] for r in records}
+    synced = {r[1] for r in records if PHASES[r[2]] != "optim"}  # weight gradients: not an op
     entry = {
         "axis": axis,
         "plan": _module_plan(g, cls, states, axis),
@@ -48,7 +48,43 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
     entry["_cut_edges"] = [(names[r[0]], g.nodes[r[1]].name) for r in records
                            if PHASES[r[2]] == "fwd" and r[1] >= 0]
     _check_split(g, cls, axis, world, entry)
+    if axis == "sequence":
+        entry["context_parallel"] = context_parallel(g, cls, itemsize)
     return entry
+
+
+def _back_to_matmul(g: Graph, name: str) -> Node | None:
+    """The matmul a softmax's logits come from, through scaling and masking."""
+    node = g.producer.get(name)
+    while node is not None and node.op in ("mul", "add", "div", "sub"):
+        node = g.producer.get(next((x for x in node.inputs if x and not g.is_const(x)), ""))
+    return node if node is not None and node.op == "matmul" else None
+
+
+def context_parallel(g: Graph, cls: Classes, itemsize: int | None) -> dict:
+    """The alternative that shards attention itself along the tokens (ring/all-gather
+    context parallelism): every rank needs all keys and values, so each attention
+    all-gathers K and V forward and reduce-scatters their gradients backward."""
+    from bwsk.parallel.problem import value_bytes
+
+    seq = seeds_of(g, cls).sequence
+    points = []
+    for n in g.nodes:
+        if n.op != "softmax" or not (cls.mix[g.nodes.index(n)] & seq):
+            continue
+        scores = _back_to_matmul(g, n.inputs[0])
+        apply_v = next((c for c in g.consumers.get(n.outputs[0], []) if c.op == "matmul"), None)
+        if scores is None or apply_v is None:
+            continue
+        for label, value in (("keys", scores.inputs[1]), ("values", apply_v.inputs[1])):
+            for phase, coll in (("fwd", "all_gather"), ("bwd", "reduce_scatter")):
+                points.append({"where": f"{n.scope or n.name} ({label})", "phase": phase,
+                               "collective": coll, "shape": list(shape(g, value)),
+                               "bytes": value_bytes(g, value, itemsize), "count": 1,
+                               "minimal": True})
+    return {"note": "causal attention sharded along the tokens; not chosen (the tensor-"
+                    "parallel attention above needs fewer bytes) and not runnable on CPU in "
+                    "torch 2.13", "sync_points": points, "totals": totals(points)}
 
 
 def _scope(node: Node | None) -> str:

@@ -163,7 +163,7 @@ def _layernorm(g, n):
     return spec
 
 
-@rule("batchnorm", "instancenorm", "groupnorm")
+@rule("batchnorm", "aten::batch_norm", "instancenorm", "groupnorm")
 def _batchnorm(g, n):
     """Training-mode statistics over every dim but channels: sharding costs their all-reduce."""
     x = shape(g, n.inputs[0])

@@ -67,12 +67,21 @@ def run_tensor(build, axis_plan, mesh, ids, targets) -> dict:
         loss = lm_loss(logits, targets)
         loss.backward()
     optim_log = CommLog()
-    with optim_log:  # Partial gradients (LayerNorm under SP) are reduced when first used
-        torch.optim.SGD(model.parameters(), lr=0.0, foreach=False).step()
+    with optim_log:  # partial gradients (LayerNorm under SP) reduced to where the weight lives
+        _settle_gradients(model)
     fwd_bwd, optim = _summary(log), _summary(optim_log, "optim")
     return {"logits": logits.detach(), "grads": _grads(model),
             "counts": {**fwd_bwd["counts"], **optim["counts"]},
             "bytes": {**fwd_bwd["bytes"], **optim["bytes"]}}
+
+
+def _settle_gradients(model: nn.Module) -> None:
+    """Bring each DTensor gradient to its parameter's placement, as an optimizer step needs."""
+    from torch.distributed.tensor import DTensor
+
+    for p in model.parameters():
+        if isinstance(p.grad, DTensor) and p.grad.placements != p.placements:
+            p.grad = p.grad.redistribute(p.device_mesh, p.placements)
 
 
 def run_data(build, axis_plan, mesh, ids, targets, loss_fn=lm_loss) -> dict:
@@ -99,8 +108,8 @@ def run_pipeline(build, axis_plan, mesh, ids, targets, microbatches: int) -> dic
     original = sched._batch_p2p
 
     def logged(ops, desc=None):
-        sends.extend(op.tensor.numel() * op.tensor.element_size() for op in ops
-                     if op.op is torch.distributed.isend)
+        sends.extend((op.tensor.numel() * op.tensor.element_size(), tuple(op.tensor.shape),
+                      str(op.tensor.dtype)) for op in ops if op.op is torch.distributed.isend)
         return original(ops, desc)
 
     model = build()

@@ -358,9 +358,9 @@ double Solver::local(std::size_t n, Strategy st, const Plan& plan) const {
         I32 v = is[i];
         if (v < 0) continue;
         auto& sv = states_[v];
-        if (!produced_[v] && consumers_[v].size() == 1) {  // a source only we use follows us
-            auto k = std::find(sv.begin(), sv.end(), in[i]) - sv.begin();
-            cost += std::size_t(k) < sv.size() ? f_[v][k] + conv_cost(v, in[i], in[i], gp[i]) : kInf;
+        auto k = std::size_t(std::find(sv.begin(), sv.end(), in[i]) - sv.begin());
+        if (!produced_[v] && consumers_[v].size() == 1 && k < sv.size()) {  // a source only we use follows us
+            cost += f_[v][k] + conv_cost(v, in[i], in[i], gp[i] != 0);
         } else {
             cost += conv_cost(v, plan.value_state[v], in[i], gp[i] != 0);
         }
@@ -417,7 +417,10 @@ void Solver::set(std::size_t n, Strategy st, Plan& plan) {
     Span is = ins(n), os = outs(n);
     for (std::size_t j = 0; j < os.size(); ++j) plan.value_state[os[j]] = out[j];
     for (std::size_t i = 0; i < is.size(); ++i)
-        if (is[i] >= 0 && !produced_[is[i]] && consumers_[is[i]].size() == 1) plan.value_state[is[i]] = in[i];
+        if (is[i] >= 0 && !produced_[is[i]] && consumers_[is[i]].size() == 1) {
+            auto& sv = states_[is[i]];
+            if (std::find(sv.begin(), sv.end(), in[i]) != sv.end()) plan.value_state[is[i]] = in[i];
+        }
 }
 
 // Greedy backtracking decides each node against fixed downstream choices; a few sweeps of

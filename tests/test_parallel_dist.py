@@ -1,0 +1,211 @@
+"""The report against the engines: 2 gloo ranks run each axis of the plan bwsk computed.
+
+One spawn runs every axis (tensor, sequence, data, pipeline, BatchNorm under DDP) and
+saves what each rank saw; the tests compare values and gradients with a one-process
+reference (within 1e-5) and the measured collectives with the report's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+pytestmark = [pytest.mark.dist, pytest.mark.slow]
+
+WORLD, MICRO = 2, 2
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 64, (4, 8), generator=g), torch.randint(0, 64, (4, 8), generator=g)
+
+
+def _bn_inputs():
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(8, 8, generator=g), torch.randn(8, 4, generator=g)
+
+
+def _worker(rank: int, port: int, plans: dict, out_dir: str) -> None:
+    import torch.distributed as dist
+    import torch.nn.functional as F
+
+    from bwsk.parallel import verify as V
+
+    mesh = V.init(rank, WORLD, port)
+    ids, targets = _inputs()
+    res = {"ref": V.reference(V.linear_gpt2, ids, targets)}
+    for axis in ("tensor", "sequence"):
+        res[axis] = V.run_tensor(V.tiny_gpt2, plans[axis], mesh, ids, targets)
+    res["data"] = V.run_data(V.tiny_gpt2, plans["data"], mesh, ids, targets)
+    res["ref_hf"] = V.reference(V.tiny_gpt2, ids, targets)
+    res["pipeline"] = V.run_pipeline(V.tiny_gpt2, plans["pipeline"], mesh, ids, targets, MICRO)
+    x, y = _bn_inputs()
+    res["bn_ref"] = V.reference(V.bn_mlp, x, y, loss_fn=F.mse_loss)
+    res["bn"] = V.run_data(V.bn_mlp, {"axis": "data", "plan": {}}, mesh, x, y,
+                           loss_fn=F.mse_loss)
+    torch.save(res, os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def report():
+    from bwsk.parallel import plan
+    from bwsk.parallel.verify import tiny_gpt2
+
+    model = tiny_gpt2()
+    return plan(model, WORLD, batch=4, seq_len=8, microbatches=MICRO)
+
+
+@pytest.fixture(scope="module")
+def bn_report():
+    from bwsk.parallel import plan
+    from bwsk.parallel.verify import bn_mlp
+
+    x, _ = _bn_inputs()
+    from bwsk.frontends.torch import graph_of
+
+    return plan(graph_of(bn_mlp(), (x,)), WORLD, ["data"])
+
+
+@pytest.fixture(scope="module")
+def runs(report, tmp_path_factory):
+    import torch.multiprocessing as mp
+
+    out = tmp_path_factory.mktemp("dist")
+    plans = {a["axis"]: {"axis": a["axis"], "plan": a["plan"]} for a in report["axes"]}
+    mp.spawn(_worker, args=(_free_port(), plans, str(out)), nprocs=WORLD, join=True)
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+
+
+def _axis(report, name):
+    return next(a for a in report["axes"] if a["axis"] == name)
+
+
+def _reported(axis: dict) -> tuple[Counter, Counter]:
+    counts, nbytes = Counter(), Counter()
+    for p in axis["sync_points"]:
+        counts[(p["phase"], p["collective"])] += p["count"]
+        nbytes[(p["phase"], p["collective"])] += p["count"] * p["bytes"]
+    return counts, nbytes
+
+
+def _close_grads(got: dict, want: dict, fix=lambda name, g: g) -> None:
+    assert got, "no gradients"
+    for name, g in got.items():
+        torch.testing.assert_close(g, fix(name, want[name]), **TOL, msg=name)
+
+
+def _unpermute(name, g):
+    """The engine's fused QKV rows are laid out per shard; the reference's are not."""
+    from bwsk.parallel.hf import qkv_permutation
+
+    return g[qkv_permutation(32, 4, WORLD)] if ".c_attn." in name else g
+
+
+@pytest.mark.parametrize("axis", ["tensor", "sequence"])
+def test_tensor_axes_match_reference_and_report(runs, report, axis):
+    ref = runs[0]["ref"]
+    for rank in range(WORLD):
+        got = runs[rank][axis]
+        torch.testing.assert_close(got["logits"], ref["logits"], **TOL)
+        _close_grads(got["grads"], ref["grads"], _unpermute)
+    counts, nbytes = _reported(_axis(report, axis))
+    measured = runs[0][axis]
+    assert Counter(measured["counts"]) == counts
+    assert Counter(measured["bytes"]) == nbytes
+
+
+def test_tensor_axis_has_megatron_figures(report):
+    """Per layer: 2 all-reduces forward and 2 backward, each B*T*E*4 bytes."""
+    from bwsk.parallel.analysis import per_layer
+
+    layers = per_layer(_axis(report, "tensor")["sync_points"])
+    assert set(layers) == {"transformer.h.0", "transformer.h.1"}
+    for points in layers.values():
+        got = Counter()
+        for p in points:
+            got[(p["phase"], p["collective"], p["bytes"])] += p["count"]
+        assert got == {("fwd", "all_reduce", 4 * 8 * 32 * 4): 2,
+                       ("bwd", "all_reduce", 4 * 8 * 32 * 4): 2}
+    plan = _axis(report, "tensor")["plan"]
+    assert plan["transformer.h.0.attn.c_attn"] == "colwise"
+    assert plan["transformer.h.0.attn.c_proj"] == "rowwise"
+
+
+def test_sequence_axis_has_megatron_sp_figures(report):
+    from bwsk.parallel.analysis import per_layer
+
+    for points in per_layer(_axis(report, "sequence")["sync_points"]).values():
+        got = Counter()
+        for p in points:
+            got[(p["phase"], p["collective"])] += p["count"]
+        assert got[("fwd", "all_gather")] == got[("fwd", "reduce_scatter")] == 2
+        assert got[("bwd", "all_gather")] == got[("bwd", "reduce_scatter")] == 2
+        assert got[("optim", "all_reduce")] == 4  # two LayerNorms' weight and bias
+
+
+def test_data_axis_matches_reference_and_report(runs, report):
+    ref = runs[0]["ref_hf"]
+    axis = _axis(report, "data")
+    grads = [p for p in axis["sync_points"] if p["phase"] == "optim"]
+    assert len(grads) == 1
+    n_params = sum(p.numel() for p in __import__("bwsk.parallel.verify", fromlist=["x"])
+                   .tiny_gpt2().parameters() if p.requires_grad)
+    assert grads[0]["bytes"] == 4 * n_params
+    for rank in range(WORLD):
+        got = runs[rank]["data"]
+        torch.testing.assert_close(got["logits"], ref["logits"].chunk(WORLD)[rank], **TOL)
+        _close_grads(got["grads"], ref["grads"])
+        assert sum(got["buckets"]) == grads[0]["bytes"]
+        assert len(got["buckets"]) >= grads[0]["count"]
+
+
+def test_pipeline_matches_reference_and_report(runs, report):
+    ref = runs[0]["ref_hf"]
+    axis = _axis(report, "pipeline")
+    assert list(axis["plan"].values()) == ["split_before"]
+    torch.testing.assert_close(runs[1]["pipeline"]["loss"], ref["loss"], **TOL)
+    for rank in range(WORLD):
+        _close_grads(runs[rank]["pipeline"]["grads"], ref["grads"])
+    counts, nbytes = _reported(axis)
+    for rank, phase in ((0, "fwd"), (1, "bwd")):
+        sends = runs[rank]["pipeline"]["sends"]
+        # activations (and their gradients); the engine also sends the causal mask, which
+        # the frontend folds into a constant, and a scalar per stage
+        acts = [b for b, shape, dtype in sends if "float" in dtype and len(shape) == 3]
+        assert (len(acts), sum(acts)) == (counts[(phase, "send_recv")],
+                                          nbytes[(phase, "send_recv")])
+        assert len(sends) >= counts[(phase, "send_recv")]
+    assert counts[("fwd", "send_recv")] == counts[("bwd", "send_recv")] == MICRO
+
+
+def test_batchnorm_is_a_data_sync_point_and_matters(runs, bn_report):
+    axis = bn_report["axes"][0]
+    bn = [p for p in axis["sync_points"] if p["phase"] in ("fwd", "bwd")]
+    assert {p["collective"] for p in bn} == {"all_reduce"}
+    assert all("1" in p["where"] or "batch" in p["where"].lower() for p in bn), bn
+    assert {p["bytes"] for p in bn} == {2 * 16 * 4}  # per-channel sum and sum of squares
+    ref, got = runs[0]["bn_ref"], runs[0]["bn"]
+    diff = max((got["grads"][n] - ref["grads"][n]).abs().max().item() for n in ref["grads"])
+    assert diff > 1e-4, "per-process batch statistics should change the gradients"
+
+
+@pytest.mark.skip(reason="causal context-parallel attention (torch.distributed.tensor."
+                  "experimental.context_parallel) needs CUDA/SDPA kernels; it cannot run on CPU "
+                  "in torch 2.13. The report states its all-gathers (see test_parallel_plan.py).")
+def test_context_parallel_attention():
+    raise AssertionError("unreachable")

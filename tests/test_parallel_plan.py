@@ -1,0 +1,164 @@
+"""The planner on hand-built graphs (exact figures) and through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bwsk.errors import PlanError
+from bwsk.ir import Graph, Node, Value
+from bwsk.parallel.analysis import axis_report
+
+B, E, F = 4, 8, 16
+
+
+def _graph(nodes, values, inputs=("x",), outputs=("y",)) -> Graph:
+    vals = {}
+    for name, (shape, const) in values.items():
+        data = np.zeros(shape, np.float32) if const else None
+        vals[name] = Value(name, shape, "float32", data)
+    return Graph("g", list(inputs), list(outputs), vals, nodes)
+
+
+def mlp() -> Graph:
+    """tanh(x) @ W1 -> gelu -> @ W2: the Megatron MLP, with scopes like a module tree."""
+    return _graph(
+        [Node("pre", "tanh", ["x"], ["t"], scope="pre"),
+         Node("fc", "matmul", ["t", "fc.weight"], ["h"], scope="fc"),
+         Node("act", "gelu", ["h"], ["a"], scope="act"),
+         Node("proj", "matmul", ["a", "proj.weight"], ["y"], scope="proj")],
+        {"x": ((B, E), False), "t": ((B, E), False), "fc.weight": ((E, F), True), "h": ((B, F), False),
+         "a": ((B, F), False), "proj.weight": ((F, E), True), "y": ((B, E), False)})
+
+
+def _count(axis, phase, coll):
+    return sum(p["count"] for p in axis["sync_points"]
+               if p["phase"] == phase and p["collective"] == coll)
+
+
+def test_megatron_pairing_falls_out_of_the_search():
+    axis = axis_report(mlp(), "tensor", 2)
+    assert axis["plan"] == {"fc": "colwise", "proj": "rowwise"}
+    assert _count(axis, "fwd", "all_reduce") == 1  # after the row-wise projection
+    assert _count(axis, "bwd", "all_reduce") == 1  # gradient of the column-wise input
+    assert axis["totals"]["bytes_per_step"] == 2 * B * E * 4
+    assert "act" in axis["local_ops"]  # gelu runs on its shard: coordination-free
+
+
+def test_data_axis_syncs_only_gradients():
+    axis = axis_report(mlp(), "data", 2)
+    assert [p["phase"] for p in axis["sync_points"]] == ["optim"]
+    assert axis["sync_points"][0]["bytes"] == (E * F + F * E) * 4
+    assert set(axis["local_ops"]) == {"pre", "fc", "act", "proj"}
+
+
+def test_batch_mean_is_a_data_sync_point():
+    g = _graph([Node("m", "reduce_mean", ["x"], ["y"], {"axes": [0], "keepdims": 0}, scope="loss")],
+               {"x": ((B, E), False), "y": ((E,), False)})
+    axis = axis_report(g, "data", 2)
+    assert axis["totals"]["fwd"] == {}  # a partial mean may stay partial as an output...
+    g.outputs = ["z"]
+    g.nodes.append(Node("t", "tanh", ["y"], ["z"], scope="head"))
+    g.values["z"] = Value("z", (E,), "float32")
+    axis = axis_report(g, "data", 2)  # ...but tanh needs the full mean: all-reduce
+    assert [(p["where"], p["collective"], p["bytes"]) for p in axis["sync_points"]
+            if p["phase"] == "fwd"] == [("loss", "all_reduce", E * 4)]
+
+
+def test_batchnorm_statistics_are_a_data_sync_point():
+    c = 6
+    g = _graph([Node("bn", "batchnorm", ["x", "bn.weight", "bn.bias", "m", "v"], ["y"],
+                     scope="bn")],
+               {"x": ((B, c), False), "bn.weight": ((c,), True), "bn.bias": ((c,), True),
+                "m": ((c,), True), "v": ((c,), True), "y": ((B, c), False)})
+    axis = axis_report(g, "data", 2)
+    stats = [p for p in axis["sync_points"] if p["where"] == "bn"]
+    assert {(p["phase"], p["collective"], p["bytes"]) for p in stats} == {
+        ("fwd", "all_reduce", 2 * c * 4), ("bwd", "all_reduce", 2 * c * 4)}
+
+
+def test_softmax_over_a_sharded_dim_gathers():
+    g = _graph([Node("s", "softmax", ["x"], ["y"], {"axis": 0}, scope="s")],
+               {"x": ((B, E), False), "y": ((B, E), False)})
+    axis = axis_report(g, "data", 2)
+    assert _count(axis, "fwd", "all_gather") == 1
+
+
+def chain(layers: int) -> Graph:
+    nodes, values = [], {"x": ((B, E), False)}
+    prev = "x"
+    for i in range(layers):
+        w, out = f"h.{i}.weight", f"y{i}"
+        nodes.append(Node(f"mm{i}", "matmul", [prev, w], [out], scope=f"h.{i}"))
+        values[w], values[out] = ((E, E), True), ((B, E), False)
+        prev = out
+    return _graph(nodes, values, outputs=(prev,))
+
+
+def test_pipeline_cuts_balance_and_count_microbatch_sends():
+    axis = axis_report(chain(4), "pipeline", 2, microbatches=4)
+    assert axis["plan"] == {"h.2": "split_before"}
+    assert axis["totals"]["fwd"] == {"send_recv": 4}
+    assert axis["totals"]["bwd"] == {"send_recv": 4}
+    assert axis["totals"]["bytes_per_step"] == 2 * B * E * 4
+
+
+def test_pipeline_world_larger_than_layers_is_an_error():
+    with pytest.raises(PlanError, match="larger than"):
+        axis_report(chain(2), "pipeline", 4)
+
+
+def test_core_rejects_malformed_problems():
+    from bwsk import _core
+
+    with pytest.raises(ValueError, match="calm"):
+        _core.calm_cuts([1.0, 1.0], [0, 0], [0, 1, 0], 2)
+    assert _core.calm_cuts([1.0, 1.0, 1.0, 1.0], [0, 9, 1, 9, 0], [0, 1, 1, 1, 0], 2) == [2]
+
+
+def test_world_size_one_is_a_plan_error():
+    from bwsk.parallel import plan
+
+    with pytest.raises(PlanError, match="at least 2"):
+        plan(mlp(), 1)
+
+
+def test_apply_rejects_missing_modules():
+    torch = pytest.importorskip("torch")
+    from bwsk.parallel import apply
+
+    with pytest.raises(PlanError, match="does not have"):
+        apply(torch.nn.Linear(2, 2), {"axis": "tensor", "plan": {"nope": "colwise"}}, None)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "bwsk", "plan", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_reports_gpt2_and_rejects_bad_input(tmp_path):
+    pytest.importorskip("transformers")
+    out, dot = tmp_path / "p.json", tmp_path / "p.dot"
+    r = _cli("gpt2", "--world-size", "2", "--layers", "2", "--seq-len", "8",
+             "--json", str(out), "--dot", str(dot), "--axis", "tensor")
+    assert r.returncode == 0, r.stderr
+    assert "per layer" in r.stdout and "all-reduce" in r.stdout
+    report = json.loads(out.read_text())
+    assert report["schema"] == "bwsk.plan/1" and report["world_size"] == 2
+    (axis,) = report["axes"]
+    assert set(axis) >= {"axis", "plan", "local_ops", "sync_points", "totals"}
+    assert "cluster_" in dot.read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": "bwsk.plan/1", "axes": [{"axis": "tensor",
+                                                                 "plan": {"h.99": "colwise"}}]}))
+    for args, message in ((("--world-size", "1"), "at least 2"),
+                          (("--world-size", "3"), "not divisible"),
+                          (("--world-size", "2", "--check", str(bad)), "does not have")):
+        r = _cli("gpt2", "--layers", "2", "--seq-len", "8", *args)
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
