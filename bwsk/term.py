@@ -20,6 +20,7 @@ from bwsk import _core
 Record = tuple
 
 _ATOMS = frozenset("SKIBCW")
+MAX_STEPS = 200_000_000  # rewrites per normalization before giving up
 
 
 class Exported(NamedTuple):
@@ -104,13 +105,15 @@ class Term:
         return _core.tree_size(self._id)
 
     # --- rewriting ---------------------------------------------------------------
-    def normalize(self) -> Term:
-        """The normal form (idempotent; lambdas are abstracted away)."""
-        return Term(_core.normalize(self._id))
+    def normalize(self, max_steps: int = MAX_STEPS) -> Term:
+        """The normal form (idempotent; lambdas are abstracted away). TermError when the
+        term loops or needs more than ``max_steps`` rewrites (untyped terms may)."""
+        return Term(_core.normalize(self._id, max_steps))
 
-    def normalize_with_stats(self) -> tuple[Term, dict[str, int]]:
-        """The normal form and, per rule text, how often it fired in this call."""
-        node_id, stats = _core.normalize_with_stats(self._id)
+    def normalize_with_stats(self, max_steps: int = MAX_STEPS) -> tuple[Term, dict[str, int]]:
+        """The normal form and, per rule text, how often it fired in this call (work memoized
+        by an earlier call is not redone, so it is not counted again)."""
+        node_id, stats = _core.normalize_with_stats(self._id, max_steps)
         return Term(node_id), stats
 
     # --- Python protocol ---------------------------------------------------------
@@ -250,6 +253,6 @@ def _plain_text(term: Term) -> str:
 
 
 __all__ = [
-    "B", "C", "I", "K", "S", "W", "Exported", "Term", "abstract", "app", "build", "build_all",
+    "MAX_STEPS", "B", "C", "I", "K", "S", "W", "Exported", "Term", "abstract", "app", "build", "build_all",
     "export", "lam", "prim", "proj", "ref", "rules", "store_stats", "tup", "tuple_ctor",
 ]

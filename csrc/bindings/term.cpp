@@ -113,19 +113,22 @@ void bind_constructors(py::module_& m) {
         Kind k = bwsk::kind_from_name(name);
         if (static_cast<int>(k) >= bwsk::kNumCombinators) throw bwsk::TermError("not a combinator: " + name);
         return static_cast<Id>(k);
-    }, "Node id of a combinator S K I B C W.");
+    }, py::arg("name"), "Node id of a combinator S K I B C W.");
     m.def("prim", [](std::string name, std::string attrs) {
         return locked([&](bwsk::Store& s) { return s.prim(name, attrs); });
     }, py::arg("name"), py::arg("attrs") = "", "A primitive; attrs is canonical text.");
-    m.def("ref", [](std::string name) { return locked([&](bwsk::Store& s) { return s.ref(name); }); });
-    m.def("app", [](Id f, Id x) { return locked([&](bwsk::Store& s) { return s.app(f, x); }); });
+    m.def("ref", [](std::string name) { return locked([&](bwsk::Store& s) { return s.ref(name); }); },
+          py::arg("name"), "A weight/constant reference %name.");
+    m.def("app", [](Id fun, Id arg) { return locked([&](bwsk::Store& s) { return s.app(fun, arg); }); },
+          py::arg("fun"), py::arg("arg"), "The application fun arg.");
     m.def("lam", [](std::string var, Id body) {
         return locked([&](bwsk::Store& s) { return s.lam(var, body); });
-    });
-    m.def("tuple", [](std::uint32_t n) { return locked([&](bwsk::Store& s) { return s.tuple(n); }); });
+    }, py::arg("var"), py::arg("body"), "The lambda \\var. body.");
+    m.def("tuple", [](std::uint32_t n) { return locked([&](bwsk::Store& s) { return s.tuple(n); }); },
+          py::arg("n"), "The curried n-tuple constructor.");
     m.def("proj", [](std::uint32_t i, std::uint32_t n) {
         return locked([&](bwsk::Store& s) { return s.proj(i, n); });
-    });
+    }, py::arg("i"), py::arg("n"), "The projection #i/n.");
 }
 
 void bind_whole_terms(py::module_& m) {
@@ -142,18 +145,21 @@ void bind_whole_terms(py::module_& m) {
         py::list records(e.records.size());
         for (std::size_t i = 0; i < e.records.size(); ++i) records[i] = record_to_python(e.records[i]);
         return py::make_tuple(records, py::cast(e.refs));
-    }, "(records, refs): the reachable DAG, children first, and per-record reference counts.");
+    }, py::arg("t"), "(records, refs): the reachable DAG, children first, and per-record reference counts.");
     m.def("node", [](Id t) {
         return record_to_python(locked([&](bwsk::Store& s) { return bwsk::node_record(s, t); }));
-    }, "One node as a record whose app/lam fields are node ids.");
-    m.def("size", [](Id t) { return locked([&](bwsk::Store& s) { return bwsk::reachable(s, t).size(); }); });
-    m.def("tree_size", [](Id t) { return locked([&](bwsk::Store& s) { return bwsk::tree_size(s, t); }); });
+    }, py::arg("t"), "One node as a record whose app/lam fields are node ids.");
+    m.def("size", [](Id t) { return locked([&](bwsk::Store& s) { return bwsk::reachable(s, t).size(); }); },
+          py::arg("t"), "Distinct nodes reachable from t.");
+    m.def("tree_size", [](Id t) { return locked([&](bwsk::Store& s) { return bwsk::tree_size(s, t); }); },
+          py::arg("t"), "Nodes of the unshared tree of t, saturating at 2**64 - 1.");
 }
 
 void bind_rewriting(py::module_& m) {
     m.def("normalize", [](Id t, std::uint64_t max_steps) {
         return locked([&](bwsk::Store& s) { return bwsk::normalize(s, t, nullptr, {max_steps}); });
-    }, py::arg("t"), py::arg("max_steps") = bwsk::NormalizeOptions{}.max_steps);
+    }, py::arg("t"), py::arg("max_steps") = bwsk::NormalizeOptions{}.max_steps,
+       "The normal form of t; TermError past max_steps rewrites or on a looping term.");
     m.def("normalize_with_stats", [](Id t, std::uint64_t max_steps) {
         std::vector<std::uint64_t> fired;
         Id r = locked([&](bwsk::Store& s) { return bwsk::normalize(s, t, &fired, {max_steps}); });
@@ -162,7 +168,7 @@ void bind_rewriting(py::module_& m) {
        "(normal form, {rule text: times fired in this call}) for the rules that fired.");
     m.def("abstract", [](std::string var, Id t) {
         return locked([&](bwsk::Store& s) { return bwsk::abstract(s, var, t); });
-    }, "Bracket abstraction of the free variable var (not normalized).");
+    }, py::arg("var"), py::arg("t"), "Bracket abstraction of the free variable var (not normalized).");
     m.def("rules", [] { return bwsk::default_rules().texts(); }, "The rewrite rules, in match order.");
     m.def("store_stats", [] {
         std::pair<std::size_t, std::size_t> nb =
@@ -171,7 +177,7 @@ void bind_rewriting(py::module_& m) {
         d["nodes"] = nb.first;
         d["bytes"] = nb.second;
         return d;
-    });
+    }, "{'nodes': nodes in the store, 'bytes': bytes it holds}.");
 }
 
 }  // namespace
