@@ -72,4 +72,25 @@ def _named(spec, input_shapes, example_inputs, zoo_options) -> Graph:
     from bwsk.frontends.torch import graph_of
 
     model, inputs = zoo.build_model(spec, **zoo_options)
+    if example_inputs is None and input_shapes:
+        example_inputs = _reshaped(inputs, input_shapes)
     return graph_of(model, example_inputs if example_inputs is not None else inputs)
+
+
+def _reshaped(inputs: dict, shapes: dict[str, tuple[int, ...]]) -> dict:
+    """The example token ids tiled to the shapes the user asked for (``input_ids=2,16``)."""
+    import torch
+
+    out = dict(inputs)
+    for name, shape in shapes.items():
+        if name not in inputs:
+            raise UnsupportedModelError(
+                f"input_shapes names {name!r}, not an input of the model (inputs: "
+                f"{', '.join(inputs)})")
+        if len(shape) != inputs[name].dim() or any(int(d) < 1 for d in shape):
+            raise UnsupportedModelError(
+                f"input_shapes[{name!r}] must be {inputs[name].dim()} positive sizes")
+        flat = inputs[name].reshape(-1)
+        count = int(torch.tensor(shape).prod())
+        out[name] = flat.repeat(-(-count // flat.numel()))[:count].reshape(tuple(shape))
+    return out

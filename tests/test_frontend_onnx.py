@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bwsk.errors import UnsupportedModelError
 from bwsk.frontends.onnx import load_onnx, scope_of_name
+from bwsk.lower import lower
 
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -36,6 +37,7 @@ def test_corpus_models_load(pattern, count):
         assert graph.outputs, path
         for node in graph.nodes:
             assert all(not x or x in graph.values for x in node.inputs), (path, node.name)
+        assert lower(graph).size > 0
 
 
 @pytest.mark.slow
@@ -50,6 +52,7 @@ def test_all_node_conformance_cases_load():
     for case in cases:
         graph = load_onnx(case.model)
         ops.update(n.op for n in graph.nodes)
+        assert graph.outputs, case.name
     assert len(ops) > 150
 
 

@@ -71,7 +71,11 @@ def test_load_model_from_module_and_zoo_name():
     pytest.importorskip("transformers")
     graph = load_model(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh()))
     assert [n.op for n in graph.nodes] == ["matmul", "add", "tanh"]
-    gpt2 = load_model("gpt2", layers=1, d_model=32, heads=2, vocab=50)
+    gpt2 = load_model("gpt2", layers=1, d_model=32, heads=2, vocab=50,
+                      input_shapes={"input_ids": (2, 5)})
     assert "transformer.h.0.mlp.c_fc.weight" in gpt2.values
+    assert gpt2.values["input_ids"].shape == (2, 5)
+    with pytest.raises(UnsupportedModelError, match="not an input"):
+        load_model("gpt2", layers=1, d_model=32, heads=2, vocab=50, input_shapes={"x": (1,)})
     with pytest.raises(UnsupportedModelError, match="cannot load a int"):
         load_model(3)
