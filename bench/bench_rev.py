@@ -5,7 +5,8 @@ Model: pre-LN GPT-style couplings, F = LayerNorm + causal self-attention, G = La
           2..32 blocks, and peak RSS of one 12-block training step in a fresh process;
   drift   max |inverse(forward(x)) - x| at 32 blocks, float vs exact mode, fp32 and bf16;
   time    median of N training steps (forward + backward), 12 blocks, d_model 256, seq 256,
-          batch 4: conventional autograd, bwsk RevSequential (float, exact), revlib.
+          batch 4: conventional autograd, bwsk RevSequential (float, exact), revlib; the
+          variants run round-robin so a loaded machine slows them alike.
 Run: .venv/bin/python bench/bench_rev.py [--steps 5] [--json out/bench_rev.json]
 """
 
@@ -82,21 +83,22 @@ def saved_bytes(kind: str, depth: int) -> int:
     return total
 
 
-def step_times(kind: str, steps: int) -> list[float]:
-    loss_of = runner(kind, 12)
-    loss_of().backward()  # warm-up
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        loss_of().backward()
-        times.append(time.perf_counter() - start)
-    return times
+def step_times(kinds: tuple[str, ...], steps: int) -> dict[str, list[float]]:
+    """Training-step seconds per variant, taken round-robin so machine load hits all alike."""
+    loss_of = {k: runner(k, 12) for k in kinds}
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(steps + 1):  # the first round warms up
+        for k in kinds:
+            start = time.perf_counter()
+            loss_of[k]().backward()
+            times[k].append(time.perf_counter() - start)
+    return {k: t[1:] for k, t in times.items()}
 
 
 def _peak_rss_child(kind: str, queue) -> None:
     # VmHWM is this address space's high-water mark; ru_maxrss would carry over the parent's
     # peak across the spawn's exec.
-    step_times(kind, 1)
+    step_times((kind,), 1)
     status = Path("/proc/self/status").read_text().splitlines()
     queue.put(next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM")))
 
@@ -155,7 +157,7 @@ def main() -> None:
     out["drift_32_blocks"] = drifts
     table(f"max |inverse(forward(x)) - x| at 32 blocks (fixed-point step 2^-{ops.FRAC_BITS})",
           list(drifts), [[f"{v:.3g}" for v in drifts.values()]])
-    times = {k: statistics.median(step_times(k, args.steps)) for k in KINDS}
+    times = {k: statistics.median(t) for k, t in step_times(KINDS, args.steps).items()}
     out["step_seconds_median"] = times
     base = times["conventional"]
     table(f"training step, 12 blocks (median of {args.steps})", ["variant", "seconds", "vs conv"],
