@@ -158,3 +158,44 @@ def test_missing_data_is_a_data_error(tmp_path):
     (data / "test.txt").unlink()
     with pytest.raises(DataError, match="test.txt"):
         Trainer(tiny(tmp_path, data=str(data)))
+
+
+def tiny_checkpoint(root, lines):
+    """A save_pretrained GPT-2 with its own byte-level BPE tokenizer, built offline."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(lines, vocab_size=300, special_tokens=["<|endoftext|>"],
+                            show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>")
+    tok.save_pretrained(root)
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tok),
+                               n_positions=64, bos_token_id=tok.eos_token_id,
+                               eos_token_id=tok.eos_token_id)).save_pretrained(root)
+    return str(root)
+
+
+def test_finetune_keeps_the_checkpoints_tokenizer_and_reports_per_word_perplexity(tmp_path):
+    lines = (BUNDLED / "valid.txt").read_text().splitlines()[:150]
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", lines)
+    trainer = Trainer(tiny(tmp_path, arch=ckpt, experiment="finetune", layers=None,
+                           d_model=None, heads=None, mode="recompute"))
+    assert len(trainer.vocab) == 300
+    test_lines = (tmp_path / "data" / "test.txt").read_text().splitlines()
+    words = sum(len(line.split()) + 1 for line in test_lines)
+    assert trainer.n_words["test"] == words - 1  # every word after the first, once
+    assert len(trainer.streams["test"]) > words  # BPE splits words into pieces
+    summary = trainer.run()
+    assert "NLL summed per word" in summary["perplexity_unit"]
+    assert math.isclose(summary["test_perplexity"], math.exp(trainer.evaluate("test")))
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"arch": "gpt2", "experiment": "finetune", "layers": None, "d_model": None,
+      "heads": None}, "needs pretrained weights"),
+    ({"experiment": "finetune"}, "size overrides"),
+])
+def test_finetune_refusals(tmp_path, kw, match):
+    with pytest.raises((TrainingError, UnsupportedModelError), match=match):
+        Trainer(tiny(tmp_path, **kw))

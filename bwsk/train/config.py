@@ -64,6 +64,10 @@ class TrainConfig:
             raise TrainingError("--lr and --grad-clip must be positive")
         if not 0.0 <= self.dropout < 1.0:
             raise TrainingError("--dropout must be in [0, 1)")
+        if self.experiment == "finetune" and any(
+                getattr(self, n) is not None for n in ("layers", "d_model", "heads")):
+            raise TrainingError("size overrides (--layers, --d-model, --heads) apply to "
+                                "--experiment scratch; a fine-tuned checkpoint keeps its sizes")
         if self.mode == "reversible" and self.experiment == "finetune":
             raise TrainingError("reversible mode rebuilds the network as two-stream couplings, "
                                 "which changes its function: use it with --experiment scratch "

@@ -90,6 +90,11 @@ class Vocab:
     def eos_id(self) -> int:
         return self.index[EOS]
 
+    def encode_words(self, lines: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, word_start): with a word vocabulary every token starts a word."""
+        ids = self.encode(lines)
+        return ids, torch.ones(len(ids), dtype=torch.bool)
+
     def encode(self, lines: list[str]) -> torch.Tensor:
         """One stream of ids; every line ends in <eos> (the usual WikiText convention)."""
         unk, eos = self.index[UNK], self.index[EOS]
@@ -111,6 +116,52 @@ class Vocab:
         if not isinstance(words, list) or UNK not in words or EOS not in words:
             raise DataError(f"{path} is not a bwsk vocabulary")
         return cls(words)
+
+
+class SubwordVocab:
+    """A checkpoint's own tokenizer (e.g. GPT-2's BPE), fed one WikiText word at a time.
+
+    Each word is encoded as `` word`` (with its leading space) and each line ends in the
+    tokenizer's end-of-text token, so subword pieces never straddle two WikiText words:
+    summing the pieces' NLL per word gives a perplexity per word-level token, comparable
+    with the word-vocabulary runs.
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        if tokenizer.eos_token_id is None:
+            raise DataError("the checkpoint's tokenizer has no end-of-text token")
+
+    @classmethod
+    def load(cls, path: Path) -> SubwordVocab:
+        from transformers import AutoTokenizer
+
+        try:
+            return cls(AutoTokenizer.from_pretrained(str(path), local_files_only=True))
+        except (OSError, ValueError, TypeError) as exc:
+            raise DataError(f"{path}: no usable tokenizer files for fine-tuning with the "
+                            f"model's own vocabulary ({type(exc).__name__})") from exc
+
+    def __len__(self) -> int:
+        return len(self.tokenizer)
+
+    def encode_words(self, lines: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        split = [line.split() for line in lines]
+        pieces = self.tokenizer([" " + w for words in split for w in words],
+                                add_special_tokens=False)["input_ids"]
+        ids: list[int] = []
+        starts: list[bool] = []
+        it = iter(pieces)
+        for words in split:
+            for _ in words:
+                sub = next(it)
+                if not sub:  # a word the tokenizer maps to nothing is not predicted
+                    continue
+                ids.extend(sub)
+                starts.extend([True] + [False] * (len(sub) - 1))
+            ids.append(self.tokenizer.eos_token_id)
+            starts.append(True)
+        return torch.tensor(ids, dtype=torch.long), torch.tensor(starts)
 
 
 class TrainBatches:

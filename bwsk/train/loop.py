@@ -8,6 +8,7 @@ import math
 import signal
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,10 +17,10 @@ from torch import nn
 from bwsk.errors import TrainingError
 from bwsk.train import checkpoint, results
 from bwsk.train.config import TrainConfig
-from bwsk.train.data import TrainBatches, Vocab, eval_windows, load_splits
+from bwsk.train.data import SubwordVocab, TrainBatches, Vocab, eval_windows, load_splits
 from bwsk.train.distributed import World, setup
 from bwsk.train.memory import peak_rss_bytes, saved_bytes_of_step
-from bwsk.train.models import build_model, check_context
+from bwsk.train.models import build_model, check_context, load_pretrained
 from bwsk.train.modes import apply_mode
 
 
@@ -63,17 +64,19 @@ class Trainer:
         self.out = results.prepare_out(cfg, self.world.is_main)
         splits = load_splits(cfg.data)
         self.data_source = splits.source
-        self.vocab = Vocab.build(splits.train)
-        self.streams = {name: self.vocab.encode(getattr(splits, name))
-                        for name in ("train", "valid", "test")}
+        torch.manual_seed(cfg.seed)
+        self.vocab, self.model = self._vocab_and_model(splits)
+        encoded = {name: self.vocab.encode_words(getattr(splits, name))
+                   for name in ("train", "valid", "test")}
+        self.streams = {name: ids for name, (ids, _) in encoded.items()}
+        # perplexity is per word: the number of words whose first token is predicted
+        self.n_words = {name: int(starts[1:].sum()) for name, (_, starts) in encoded.items()}
         self.batches = TrainBatches(self.streams["train"], cfg.seq_len, cfg.batch_size,
                                     cfg.seed)
-        torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.arch, len(self.vocab), layers=cfg.layers,
-                                 d_model=cfg.d_model, heads=cfg.heads, dropout=cfg.dropout)
         check_context(self.model, cfg.seq_len)
-        sample = torch.cat(self.batches.batch(0), dim=1)[:, :cfg.seq_len + 1]
-        self.mode_info = apply_mode(self.model, cfg.mode, self.world.shard(sample),
+        x, y = self.batches.batch(0)
+        self.mode_info = apply_mode(self.model, cfg.mode,
+                                    self.world.shard(torch.cat([x, y[:, -1:]], dim=1)),
                                     cfg.memory_budget)
         self.net = self.world.wrap(self.model)
         self.total_steps = min(cfg.max_steps or 10**12, cfg.epochs * self.batches.steps_per_epoch)
@@ -85,6 +88,16 @@ class Trainer:
         self.state: dict[str, Any] = {"step": 0, "losses": [], "evals": [], "best_val": None,
                                       "bad_evals": 0, "train_time": 0.0, "train_cpu": 0.0,
                                       "stopped": None}
+
+    def _vocab_and_model(self, splits):
+        """Scratch: word vocabulary + random weights; finetune: the checkpoint's own."""
+        cfg = self.cfg
+        if cfg.experiment == "finetune":
+            model = load_pretrained(Path(cfg.arch))
+            return SubwordVocab.load(Path(cfg.arch)), model
+        vocab = Vocab.build(splits.train)
+        return vocab, build_model(cfg.arch, len(vocab), layers=cfg.layers,
+                                  d_model=cfg.d_model, heads=cfg.heads, dropout=cfg.dropout)
 
     # -- one step -------------------------------------------------------------------------
     def _autocast(self):
@@ -114,18 +127,17 @@ class Trainer:
     # -- evaluation -----------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, split: str) -> float:
-        """Mean NLL per word-level token over the whole split."""
+        """NLL per word-level token over the whole split (subword NLL summed per word)."""
         self.model.eval()
-        total, count = 0.0, 0
+        total = 0.0
         for x, y in eval_windows(self.streams[split], self.cfg.seq_len,
                                  max(16, self.cfg.batch_size)):
             with self._autocast():
                 logits = self.model(x)
             total += nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
                                                  reduction="sum").item()
-            count += y.numel()
         self.model.train()
-        return total / count
+        return total / self.n_words[split]
 
     def _early_stop(self) -> bool:
         """Evaluate on val; True once ``patience`` evaluations passed without improvement."""

@@ -67,17 +67,24 @@ def build_model(arch: str, vocab_size: int, *, layers: int | None, d_model: int 
         _check_heads(d, cfg.num_attention_heads)
         return CausalLM(OPTForCausalLM(cfg), "opt-350m")
     if Path(arch).exists():
-        return load_pretrained(Path(arch))
+        raise TrainingError(f"--arch {arch} is a checkpoint directory: use it with "
+                            "--experiment finetune")
     raise UnsupportedModelError(f"unknown architecture {arch!r} (choose {', '.join(CAUSAL_ARCHS)}"
                                 f" or a local checkpoint directory)")
 
 
 def load_pretrained(path: Path) -> CausalLM:
     """A transformers causal LM saved with ``save_pretrained`` (local files only)."""
+    if path.name in CAUSAL_ARCHS + NON_CAUSAL and not path.exists():
+        raise UnsupportedModelError(f"--experiment finetune needs pretrained weights: pass a "
+                                    f"local checkpoint directory, not the zoo name {path.name} "
+                                    "(zoo architectures are built with random weights)")
     if not (path / "config.json").is_file():
         raise UnsupportedModelError(f"{path}: no config.json (not a transformers checkpoint)")
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()
     try:
         hf = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as exc:

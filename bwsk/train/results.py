@@ -65,7 +65,9 @@ def summarize(trainer: Trainer, *, val: float, test: float, saved_bytes: int, pe
                   "parameters": sum(p.numel() for p in model.parameters())},
         "mode_info": trainer.mode_info,
         "data": trainer.data_source, "vocab_size": len(trainer.vocab),
-        "perplexity_unit": "word-level token (WikiText tokens, <eos> per line)",
+        "perplexity_unit": "word-level token (WikiText words + <eos> per line)" + (
+            "; the checkpoint's own subword tokenizer, NLL summed per word"
+            if cfg.experiment == "finetune" else ""),
         "seq_len": cfg.seq_len, "batch_size": cfg.batch_size, "seed": cfg.seed,
         "precision": cfg.precision, "world_size": trainer.world.size,
         "steps": state["step"], "epochs": state["step"] / trainer.batches.steps_per_epoch,
