@@ -92,3 +92,10 @@ def test_one_tuple_constructor_has_no_syntax():
 def test_identity_combinators_print_as_letters():
     assert print_term(app(S, K, K)) == "S K K"
     assert print_term(app(S, K, K).normalize()) == "I" == str(I)
+
+
+@pytest.mark.parametrize("term", [prim("a.b"), prim("S"), ref("a b"), lam("in", f),
+                                  prim("x y")])
+def test_names_the_grammar_cannot_read_are_refused(term):
+    with pytest.raises(TermError, match="cannot be written"):
+        print_term(term)

@@ -12,10 +12,25 @@ variables (its *owner*); terms without lambdas take a single-scope fast path.
 
 from __future__ import annotations
 
+import functools
+import re
+
 from bwsk.errors import TermError
 from bwsk.lang.parser import RESERVED, gc_paused
 
 _ATOM, _APP, _TERM = 2, 1, 0  # precedence levels: what a position accepts at least
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_']*(::[A-Za-z_][A-Za-z0-9_]*)?")
+_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]*")
+
+
+@functools.lru_cache(maxsize=65536)
+def _checked(name: str, pattern: re.Pattern, what: str) -> str:
+    """``name`` if the grammar can read it back; text that would not parse is an error."""
+    if pattern.fullmatch(name) is None or (pattern is _NAME and name in RESERVED):
+        raise TermError(f"{what} {name!r} cannot be written in the term language")
+    return name
 
 
 def _atom_text(record: tuple) -> str | None:
@@ -23,9 +38,10 @@ def _atom_text(record: tuple) -> str | None:
     if len(kind) == 1:
         return kind
     if kind == "prim":
-        return f"{record[1]}[{record[2]}]" if record[2] else record[1]
+        name = _checked(record[1], _NAME, "primitive name")
+        return f"{name}[{record[2]}]" if record[2] else name
     if kind == "ref":
-        return "%" + record[1]
+        return "%" + _checked(record[1], _REF, "reference")
     if kind == "proj":
         return f"#{record[1]}/{record[2]}"
     if kind == "tuple":
@@ -200,7 +216,8 @@ class _Emitter:
             keys.append(self.s.key(body))
             scope = self.s.enter(keys[-1])
             body = self.s.records[body][2]
-        head = "\\" + " ".join(self.s.records[k % self.s.n][1] for k in keys) + ". "
+        names = (_checked(self.s.records[k % self.s.n][1], _NAME, "variable") for k in keys)
+        head = "\\" + " ".join(names) + ". "
         leaves = [("leave", k) for k in reversed(keys)]
         parts = [head, ("scope", scope, body, _TERM), *leaves]
         self.push(*(["(", *parts, ")"] if level > _TERM else parts))
