@@ -29,13 +29,14 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--d-model", type=int, default=256)
     ap.add_argument("--out", default="out/bench-train")
     ap.add_argument("--with-analyzed", action="store_true", help="also run analyzed mode")
     ap.add_argument("--threads", default="1", help="OMP threads per run (the CI machine is "
                     "shared by parallel jobs, where spinning OpenMP threads cost far more)")
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = args.threads
-    cfg = TrainConfig(arch="gpt2", layers=4, d_model=256, heads=4, seq_len=args.seq_len,
+    cfg = TrainConfig(arch="gpt2", layers=4, d_model=args.d_model, heads=4, seq_len=args.seq_len,
                       batch_size=args.batch_size, max_steps=args.steps,
                       eval_every=max(1, args.steps // 2), checkpoint_every=args.steps,
                       seed=0, out=args.out).validate()

@@ -72,7 +72,7 @@ def test_bad_data_dirs_are_one_line_data_errors(tmp_path, problem):
         target.write_text("")
     else:
         target.write_text("\n  \n")
-    with pytest.raises(DataError, match="valid.txt") as info:
+    with pytest.raises(DataError, match=r"valid\.txt") as info:
         load_splits(str(tmp_path))
     assert "\n" not in str(info.value)
 

@@ -156,7 +156,7 @@ def test_missing_data_is_a_data_error(tmp_path):
     data = tmp_path / "d"
     tiny_data(data)
     (data / "test.txt").unlink()
-    with pytest.raises(DataError, match="test.txt"):
+    with pytest.raises(DataError, match=r"test\.txt"):
         Trainer(tiny(tmp_path, data=str(data)))
 
 
@@ -199,3 +199,33 @@ def test_finetune_keeps_the_checkpoints_tokenizer_and_reports_per_word_perplexit
 def test_finetune_refusals(tmp_path, kw, match):
     with pytest.raises((TrainingError, UnsupportedModelError), match=match):
         Trainer(tiny(tmp_path, **kw))
+
+
+def test_early_stopping_fires_after_patience_evaluations_without_improvement(tmp_path):
+    trainer = Trainer(tiny(tmp_path, max_steps=30, eval_every=2, patience=2))
+    vals = iter([5.0, 4.0, 4.5, 4.2, 3.0, 3.0])
+    real = trainer.evaluate
+    trainer.evaluate = lambda split: next(vals) if split == "valid" else real(split)
+    summary = trainer.run()
+    # best 4.0 at step 4; no improvement at steps 6 and 8 -> stop at step 8
+    assert summary["stopped"] == "early_stopping" and summary["steps"] == 8
+
+
+def test_bf16_autocast_trains_with_finite_losses(tmp_path):
+    summary = Trainer(tiny(tmp_path, precision="bf16")).run()
+    assert math.isfinite(summary["final_loss"]) and summary["precision"] == "bf16"
+
+
+def test_compare_command_reproduces_the_configuration(tmp_path):
+    from bwsk.cli import build_parser
+    from bwsk.train.compare import command, format_table
+
+    cfg = tiny(tmp_path, lr=3e-4, precision="bf16", memory_budget=12345)
+    argv = command(cfg, "recompute", tmp_path / "x")
+    assert argv[1:4] == ["-m", "bwsk", "train"]
+    args = build_parser().parse_args(argv[3:])
+    again = TrainConfig(**{k: v for k, v in vars(args).items()
+                           if k in TrainConfig.__dataclass_fields__})
+    assert again.to_dict() == dict(cfg.to_dict(), mode="recompute", out=str(tmp_path / "x"))
+    table = format_table([{"mode": "analyzed", "error": "bwsk: error: no"}])
+    assert "refused: bwsk: error: no" in table

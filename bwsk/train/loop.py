@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,8 @@ class _StopSignal:
 
     def __enter__(self) -> _StopSignal:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with suppress(ValueError):  # not the main thread: leave signals alone
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
         return self
 
     def _handle(self, signum, _frame) -> None:
