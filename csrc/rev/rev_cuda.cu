@@ -2,7 +2,7 @@
 // Same functors as the CPU kernels (coupling.h), launched on torch's current stream.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -21,7 +21,7 @@ template <typename Launch>
 void write_into(at::Tensor& out, Launch launch) {
   const c10::cuda::CUDAGuard guard(out.device());
   at::Tensor dst = out.is_contiguous() ? out : at::empty_like(out, at::MemoryFormat::Contiguous);
-  C10_CUDA_CHECK(launch(dst, at::cuda::getCurrentCUDAStream()));
+  C10_CUDA_CHECK(launch(dst, c10::cuda::getCurrentCUDAStream()));
   if (!dst.is_same(out)) out.copy_(dst);
 }
 
