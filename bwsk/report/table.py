@@ -143,7 +143,8 @@ def blocks_table(blocks: list[BlockVerdict]) -> Table | None:
         table.add_column(column, overflow="fold")
     for block, count in dedup_blocks(blocks):
         label = f"{count} × {block.name}" if count > 1 else block.name
-        reason = block.reason + ("".join(f"; if {c}" for c in block.conditions))
+        shown = block.conditions[:MAX_CONDITIONS]
+        reason = block.reason + "".join(f"\n  decided by: {c}" for c in shown)
         table.add_row(Text(label), Text(block.kind), _verdict(block.verdict), Text(reason))
     return table
 
