@@ -91,11 +91,11 @@ def find_blocks(graph: Graph) -> list[Block]:
     members: dict[str, set[str]] = {}
     for key in key_of:
         if key:
-            members.setdefault(key.rsplit(".", 1)[0], set()).add(key)
+            members.setdefault(key.rpartition(".")[0], set()).add(key)
     runs: list[Block] = []
     for index, node in enumerate(graph.nodes):
         key = key_of[index]
-        if key and len(members[key.rsplit(".", 1)[0]]) < 2:
+        if key and len(members[key.rpartition(".")[0]]) < 2:
             key = ""
         if key and runs and runs[-1].scope == key and key_of[index - 1] == key:
             runs[-1].nodes.append(node)
@@ -109,7 +109,7 @@ def _block_key(scope: str) -> str:
     """The shortest prefix of ``scope`` that ends in a number: 'h.0.attn' -> 'h.0'."""
     parts = scope.split(".") if scope else []
     for i, part in enumerate(parts):
-        if i and _NUMBERED.match(part):
+        if _NUMBERED.match(part):
             return ".".join(parts[: i + 1])
     return ""
 
