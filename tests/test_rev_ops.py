@@ -106,3 +106,20 @@ def test_ops_compile_without_graph_breaks():
     compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
     for got, want in zip(compiled(a, b), fn(a, b), strict=True):
         assert torch.equal(got, want)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FINITE = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_FINITE, _FINITE), min_size=1, max_size=40))
+def test_fixed_coupling_inverts_exactly_for_any_values(pairs):
+    x = torch.tensor([a for a, _ in pairs])
+    f = torch.tensor([b for _, b in pairs])
+    q = ops.quantize(x)
+    assert torch.equal(ops.couple_fixed(ops.couple_fixed(q, f, 1), f, -1), q)
+    assert torch.equal(ops.couple(x, f, -1), x - f)
