@@ -60,8 +60,8 @@ class _Rng:
 
 
 def _accumulate(acc: torch.Tensor, extra: torch.Tensor | None, owned: bool) -> torch.Tensor:
-    if extra is None:
-        return acc
+    if extra is None:  # the sublayer ignored its input; still never write the engine's grads
+        return acc if owned else acc.clone()
     return (ops.couple_ if owned else ops.couple)(acc, extra.to(acc.dtype), 1)
 
 
