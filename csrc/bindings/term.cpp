@@ -30,11 +30,31 @@ auto locked(Fn&& fn) {
     return fn(store);
 }
 
-std::uint32_t index_field(const py::tuple& rec, std::size_t i) {
-    return py::cast<std::uint32_t>(rec[i]);
+// Record conversion uses the CPython API directly: a million-record term crosses the
+// boundary in each direction, and pybind11's generic casts dominated the build time.
+[[noreturn]] void bad_field(std::size_t i) {
+    PyErr_Clear();
+    throw bwsk::TermError("record " + std::to_string(i) + ": a field has the wrong type");
 }
 
-std::size_t record_fields(Kind k) {
+std::string_view text_field(PyObject* rec, Py_ssize_t k, std::size_t i) {
+    Py_ssize_t len = 0;
+    const char* text = PyUnicode_Check(PyTuple_GET_ITEM(rec, k))
+                           ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(rec, k), &len)
+                           : nullptr;
+    if (text == nullptr) bad_field(i);
+    return {text, static_cast<std::size_t>(len)};
+}
+
+std::uint32_t index_field(PyObject* rec, Py_ssize_t k, std::size_t i) {
+    PyObject* item = PyTuple_GET_ITEM(rec, k);
+    if (!PyLong_Check(item)) bad_field(i);
+    unsigned long v = PyLong_AsUnsignedLong(item);
+    if ((v == static_cast<unsigned long>(-1) && PyErr_Occurred()) || v > 0xFFFFFFFFul) bad_field(i);
+    return static_cast<std::uint32_t>(v);
+}
+
+Py_ssize_t record_fields(Kind k) {
     switch (k) {
         case Kind::Ref: case Kind::Tuple: return 2;
         case Kind::Prim: case Kind::App: case Kind::Lam: case Kind::Proj: return 3;
@@ -42,51 +62,62 @@ std::size_t record_fields(Kind k) {
     }
 }
 
-bwsk::Record record_from_python(const py::tuple& rec, std::size_t i) {
+bwsk::Record record_from_python(PyObject* rec, std::size_t i) {
+    if (!PyTuple_Check(rec) || PyTuple_GET_SIZE(rec) == 0)
+        throw bwsk::TermError("record " + std::to_string(i) + ": expected a non-empty tuple");
     bwsk::Record r;
-    r.kind = bwsk::kind_from_name(py::cast<std::string>(rec[0]));
-    std::size_t want = record_fields(r.kind);
-    if (rec.size() != want)
+    r.kind = bwsk::kind_from_name(text_field(rec, 0, i));
+    Py_ssize_t want = record_fields(r.kind);
+    if (PyTuple_GET_SIZE(rec) != want)
         throw bwsk::TermError("record " + std::to_string(i) + ": a " + bwsk::kind_name(r.kind) +
                               " record has " + std::to_string(want) + " fields");
     switch (r.kind) {
-        case Kind::Prim: r.s1 = py::cast<std::string>(rec[1]), r.s2 = py::cast<std::string>(rec[2]); break;
-        case Kind::Ref: r.s1 = py::cast<std::string>(rec[1]); break;
-        case Kind::App: case Kind::Proj: r.a = index_field(rec, 1), r.b = index_field(rec, 2); break;
-        case Kind::Lam: r.s1 = py::cast<std::string>(rec[1]), r.a = index_field(rec, 2); break;
-        case Kind::Tuple: r.a = index_field(rec, 1); break;
+        case Kind::Prim: r.s1 = text_field(rec, 1, i), r.s2 = text_field(rec, 2, i); break;
+        case Kind::Ref: r.s1 = text_field(rec, 1, i); break;
+        case Kind::App: case Kind::Proj: r.a = index_field(rec, 1, i), r.b = index_field(rec, 2, i); break;
+        case Kind::Lam: r.s1 = text_field(rec, 1, i), r.a = index_field(rec, 2, i); break;
+        case Kind::Tuple: r.a = index_field(rec, 1, i); break;
         default: break;
     }
     return r;
 }
 
 std::vector<bwsk::Record> records_from_python(const py::sequence& records) {
+    py::object fast = py::reinterpret_steal<py::object>(PySequence_Fast(records.ptr(), "records"));
+    if (!fast) throw py::error_already_set();
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.ptr());
+    PyObject** items = PySequence_Fast_ITEMS(fast.ptr());
     std::vector<bwsk::Record> out;
-    out.reserve(py::len(records));
-    std::size_t i = 0;
-    for (py::handle item : records) {
-        if (!py::isinstance<py::tuple>(item) || py::len(item) == 0)
-            throw bwsk::TermError("record " + std::to_string(i) + ": expected a non-empty tuple");
-        try {
-            out.push_back(record_from_python(py::reinterpret_borrow<py::tuple>(item), i));
-        } catch (const py::cast_error&) {
-            throw bwsk::TermError("record " + std::to_string(i) + ": a field has the wrong type");
-        }
-        ++i;
-    }
+    out.reserve(static_cast<std::size_t>(n));
+    for (Py_ssize_t i = 0; i < n; ++i) out.push_back(record_from_python(items[i], static_cast<std::size_t>(i)));
     return out;
 }
 
+PyObject* kind_object(Kind k) {  // one interned str per kind, alive for the process
+    static PyObject* names[static_cast<int>(Kind::Proj) + 1] = {};
+    PyObject*& name = names[static_cast<int>(k)];
+    if (name == nullptr) name = PyUnicode_InternFromString(bwsk::kind_name(k));
+    Py_INCREF(name);
+    return name;
+}
+
+PyObject* text_object(const std::string& s) { return PyUnicode_FromStringAndSize(s.data(), s.size()); }
+
 py::tuple record_to_python(const bwsk::Record& r) {
-    const char* k = bwsk::kind_name(r.kind);
+    PyObject* t = PyTuple_New(record_fields(r.kind));
+    if (t == nullptr) throw py::error_already_set();
+    PyTuple_SET_ITEM(t, 0, kind_object(r.kind));
     switch (r.kind) {
-        case Kind::Prim: return py::make_tuple(k, r.s1, r.s2);
-        case Kind::Ref: return py::make_tuple(k, r.s1);
-        case Kind::Lam: return py::make_tuple(k, r.s1, r.a);
-        case Kind::Tuple: return py::make_tuple(k, r.a);
-        case Kind::App: case Kind::Proj: return py::make_tuple(k, r.a, r.b);
-        default: return py::make_tuple(k);
+        case Kind::Prim: PyTuple_SET_ITEM(t, 1, text_object(r.s1)), PyTuple_SET_ITEM(t, 2, text_object(r.s2)); break;
+        case Kind::Ref: PyTuple_SET_ITEM(t, 1, text_object(r.s1)); break;
+        case Kind::Lam: PyTuple_SET_ITEM(t, 1, text_object(r.s1)), PyTuple_SET_ITEM(t, 2, PyLong_FromUnsignedLong(r.a)); break;
+        case Kind::Tuple: PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(r.a)); break;
+        case Kind::App: case Kind::Proj:
+            PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(r.a)), PyTuple_SET_ITEM(t, 2, PyLong_FromUnsignedLong(r.b));
+            break;
+        default: break;
     }
+    return py::reinterpret_steal<py::tuple>(t);
 }
 
 py::dict stats_dict(const std::vector<std::uint64_t>& fired) {
