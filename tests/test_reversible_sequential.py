@@ -171,3 +171,30 @@ def test_bad_streams_are_refused():
         model(torch.zeros(2, D, dtype=torch.int64), torch.zeros(2, D, dtype=torch.int64))
     with pytest.raises(TrainingError, match="at least one"):
         RevSequential([])
+
+
+class _Bias(nn.Module):
+    """A sublayer that ignores its input (its vjp w.r.t. the input is None)."""
+
+    def __init__(self):
+        super().__init__()
+        self.b = nn.Parameter(torch.randn(D))
+
+    def forward(self, x):
+        return self.b.expand_as(x)
+
+
+def test_sublayers_that_ignore_their_input():
+    torch.manual_seed(0)
+    model = RevSequential([(_Bias(), _sublayer()), (_sublayer(), _Bias()), (_Bias(), _Bias())])
+    x1, x2 = _inputs()
+    dy = torch.randn(2, 8, D)
+
+    def grads(run):
+        x1.grad = x2.grad = None
+        model.zero_grad()
+        y1, y2 = run(x1, x2)
+        ((y1 + y2) * dy).sum().backward()
+        return [x1.grad.clone(), x2.grad.clone(), *(p.grad.clone() for p in model.parameters())]
+
+    assert _max_rel_err(grads(model), grads(model.conventional)) <= 1e-5
