@@ -19,7 +19,6 @@ from bwsk import _core
 
 Record = tuple
 
-_ATOMS = frozenset("SKIBCW")
 MAX_STEPS = 200_000_000  # rewrites per normalization before giving up
 
 
@@ -127,10 +126,8 @@ class Term:
         return hash(self._id)
 
     def __str__(self) -> str:
-        try:
-            from bwsk.lang.printer import print_term
-        except ImportError:
-            return _plain_text(self)
+        from bwsk.lang.printer import print_term  # shared subterms become ``let`` bindings
+
         return print_term(self)
 
     def __repr__(self) -> str:
@@ -222,37 +219,8 @@ def store_stats() -> dict[str, int]:
     return _core.store_stats()
 
 
-def _plain_text(term: Term) -> str:
-    """Fully parenthesized text, correct syntax; fallback until bwsk.lang.printer exists."""
-    records, _ = export(term)
-    text: list[str] = []
-    heads: list[tuple[int, list[str]]] = []  # per record: (tuple arity or -1, args so far)
-    for rec in records:
-        kind = rec[0]
-        head: tuple[int, list[str]] = (-1, [])
-        if kind in _ATOMS:
-            s = kind
-        elif kind == "prim":
-            s = f"{rec[1]}[{rec[2]}]" if rec[2] else rec[1]
-        elif kind == "ref":
-            s = f"%{rec[1]}"
-        elif kind == "lam":
-            s = f"(\\{rec[1]}. {text[rec[2]]})"
-        elif kind == "tuple":
-            s, head = ("<>" if rec[1] == 0 else "<" + "," * (rec[1] - 1) + ">"), (rec[1], [])
-        elif kind == "proj":
-            s = f"#{rec[1]}/{rec[2]}"
-        else:
-            n, args = heads[rec[1]]
-            head = (n, [*args, text[rec[2]]]) if n >= 0 else (-1, [])
-            full = n >= 0 and len(head[1]) == n
-            s = "<" + ", ".join(head[1]) + ">" if full else f"({text[rec[1]]} {text[rec[2]]})"
-        text.append(s)
-        heads.append(head)
-    return text[-1]
-
-
 __all__ = [
-    "MAX_STEPS", "B", "C", "I", "K", "S", "W", "Exported", "Term", "abstract", "app", "build", "build_all",
-    "export", "lam", "prim", "proj", "ref", "rules", "store_stats", "tup", "tuple_ctor",
+    "MAX_STEPS", "B", "C", "I", "K", "S", "W", "Exported", "Term", "abstract", "app", "build",
+    "build_all", "export", "lam", "prim", "proj", "ref", "rules", "store_stats", "tup",
+    "tuple_ctor",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -56,12 +57,15 @@ def test_accessors():
         _ = f.fun
 
 
-def test_fallback_text_is_fully_parenthesized():
-    from bwsk.term import _plain_text
-
-    f, g = prim("f"), prim("g", "k=1")
-    t = lam("x", tup(f(prim("x")), proj(0, 2), ref("w"), tuple_ctor(2)(g), tuple_ctor(0)))
-    assert _plain_text(t) == "(\\x. <(f x), #0/2, %w, (<,> g[k=1]), <>>)"
+def test_str_and_repr():
+    f, x = prim("f"), prim("x")
+    t = lam("x", tup(f(x), ref("w"), proj(0, 2)))
+    assert str(t) == "\\x. <f x, %w, #0/2>"
+    assert repr(t) == "Term('\\\\x. <f x, %w, #0/2>')"
+    big = f
+    for _ in range(100):
+        big = big(big)
+    assert repr(big) == "<Term app, 101 nodes>"
 
 
 def test_build_and_export_round_trip():
@@ -117,6 +121,22 @@ def test_unknown_ids_and_bad_names():
         prim("")
     with pytest.raises(TypeError):
         app(S, "K")
+
+
+def test_threads_share_the_store_safely():
+    """Native calls release the GIL and take the store's lock: concurrent builders agree."""
+
+    def work(k: int) -> list[int]:
+        out = []
+        for i in range(300):
+            t = lam("x", prim(f"f{i % 7}")(prim("x"), ref(f"w{k}_{i}")))
+            out.append(t(prim("y")).normalize().id)
+        return out
+
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(work, range(4)))
+    assert parallel == [work(k) for k in range(4)]
+    assert Term(parallel[0][0]) == prim("f0")(prim("y"), ref("w0_0"))
 
 
 def test_rules_and_store_stats():
