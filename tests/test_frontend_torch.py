@@ -134,3 +134,27 @@ def test_scalar_promotion_and_leaky_relu():
     assert any(n.op == "leaky_relu" and n.attrs == {"alpha": 0.2} for n in graph.nodes)
     got = evaluate(graph, {"x": x.numpy(), "k": k.numpy()})[0]
     np.testing.assert_allclose(got, Net()(x, k).numpy(), rtol=1e-6)
+
+
+def test_vision_ops_map_and_compute_the_same():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1, stride=2), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 4, 3, padding="same", groups=2),
+        torch.nn.AvgPool2d(2), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        torch.nn.Linear(4, 3), torch.nn.SiLU(), torch.nn.GELU(approximate="tanh"),
+        torch.nn.Hardtanh(), torch.nn.ELU(0.5), torch.nn.LogSoftmax(-1)).eval()
+    with torch.no_grad():
+        net[1].running_mean.uniform_()
+        net[1].running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, 16, 16)
+    graph = graph_of(net, (x,))
+    assert [n.op for n in graph.nodes] == [
+        "conv", "batchnorm", "relu", "max_pool", "conv", "average_pool", "global_average_pool",
+        "reshape", "matmul", "add", "sigmoid", "mul", "gelu", "clip", "elu", "log_softmax"]
+    assert graph.nodes[0].attrs == {"kernel_shape": [3, 3], "strides": [2, 2],
+                                    "dilations": [1, 1], "group": 1, "pads": [1, 1, 1, 1]}
+    with torch.no_grad():
+        expected = net(x).numpy()
+    got = evaluate(graph, {graph.inputs[0]: x.numpy()})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -30,7 +30,8 @@ SIMPLE = {
     "mm": "matmul", "__and__": "and", "logical_and": "and",
     "__or__": "or", "logical_or": "or", "logical_not": "not", "bitwise_not": "not",
     "reciprocal": "reciprocal", "erf": "erf",
-    "sin": "sin", "cos": "cos", "silu": "silu", "elu": "elu", "softplus": "softplus",
+    "sin": "sin", "cos": "cos", "softplus": "softplus", "hardswish": "hard_swish",
+    "mish": "mish",
     "hardtanh": "clip", "clamp": "clip", "sign": "sign", "floor": "floor", "ceil": "ceil",
     "cumsum": "cum_sum", "diff": "diff",
     "fill": "constant_of_shape",
@@ -197,7 +198,7 @@ def _arithmetic(em, n, args, kw):
     dtype = em.dtype_of(n)
     attrs = {"rounding_mode": kw["rounding_mode"]} if kw.get("rounding_mode") else {}
     if attrs:
-        em.unsupported(n, "division with rounding is not mapped")
+        return em.unknown(n)
     em.node(ARITHMETIC[aten_name(n.target)], [em.operand(a, dtype) for a in args[:2]], attrs,
             out=n.name, like=n)
 
@@ -237,7 +238,7 @@ def _argmax(em, n, args, kw):
     dim = args[1] if len(args) > 1 else kw.get("dim")
     keep = bool(args[2] if len(args) > 2 else kw.get("keepdim", False))
     if dim is None:
-        em.unsupported(n, f"{atom} over all elements is not mapped")
+        return em.unknown(n)
     em.node(atom, [em.ref(args[0])], {"axis": int(dim), "keepdims": int(keep)}, out=n.name,
             like=n)
 
@@ -367,3 +368,6 @@ def _index(em, n, args, kw):
     stacked = np.stack(np.broadcast_arrays(*consts), axis=-1).astype(np.int64)
     em.node("gather_nd", [em.ref(args[0]), em.const_array(stacked, "int64")], {}, out=n.name,
             like=n)
+
+
+from bwsk.frontends import aten_conv  # noqa: E402, F401 - registers the vision handlers

@@ -114,8 +114,7 @@ class Emitter:
             self.node(A.SIMPLE[name], [self.ref(a) for a in n.args], self._scalar_attrs(n),
                       out=n.name, like=n)
         else:
-            self.node(f"aten::{name}", [self.ref(a) for a in n.args if self.is_tensor(a)],
-                      self._scalar_attrs(n), out=n.name, like=n)
+            self.unknown(n)
 
     def _is_constant(self, n: fx.Node, name: str) -> bool:
         deps = n.all_input_nodes
@@ -288,8 +287,13 @@ class Emitter:
             bias = f"{bias}.causal"
         return bias
 
-    def unsupported(self, n: fx.Node, message: str) -> None:
-        raise UnsupportedModelError(f"node {n.name} ({A.aten_name(n.target)}): {message}")
+    def unknown(self, n: fx.Node) -> None:
+        """An op (or variant) with no atom: ``aten::name``, which the analysis calls gray."""
+        meta = n.meta.get("val")
+        outs = self.multi_outputs(n, len(meta)) if isinstance(meta, (list, tuple)) else n.name
+        self.node(f"aten::{A.aten_name(n.target)}",
+                  [self.ref(a) for a in n.args if self.is_tensor(a)], self._scalar_attrs(n),
+                  out=outs, like=n)
 
 
 def _has_tensor_result(n: fx.Node) -> bool:
