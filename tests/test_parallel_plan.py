@@ -120,6 +120,19 @@ def test_core_rejects_malformed_problems():
     assert _core.calm_cuts([1.0, 1.0, 1.0, 1.0], [0, 9, 1, 9, 0], [0, 1, 1, 1, 0], 2) == [2]
 
 
+def test_default_axes_skip_what_cannot_be_split():
+    from bwsk.parallel.api import check_world
+
+    class Config:
+        n_head = 12
+
+    module = type("M", (), {"config": Config()})()
+    skipped = check_world(module, ["data", "tensor", "pipeline"], 8, 8, 128, strict=False)
+    assert list(skipped) == ["tensor"] and "12 attention heads" in skipped["tensor"]
+    with pytest.raises(PlanError, match="not divisible"):
+        check_world(module, ["tensor"], 8, 8, 128)
+
+
 def test_world_size_one_is_a_plan_error():
     from bwsk.parallel import plan
 
@@ -144,7 +157,8 @@ def _cli(*args):
 def test_cli_reports_gpt2_and_rejects_bad_input(tmp_path):
     pytest.importorskip("transformers")
     out, dot = tmp_path / "p.json", tmp_path / "p.dot"
-    r = _cli("gpt2", "--world-size", "2", "--layers", "2", "--seq-len", "8",
+    small = ("--layers", "2", "--d-model", "64", "--heads", "4", "--vocab", "128", "--seq-len", "8")
+    r = _cli("gpt2", "--world-size", "2", *small,
              "--json", str(out), "--dot", str(dot), "--axis", "tensor")
     assert r.returncode == 0, r.stderr
     assert "per layer" in r.stdout and "all-reduce" in r.stdout
@@ -157,8 +171,8 @@ def test_cli_reports_gpt2_and_rejects_bad_input(tmp_path):
     bad.write_text(json.dumps({"schema": "bwsk.plan/1", "axes": [{"axis": "tensor",
                                                                  "plan": {"h.99": "colwise"}}]}))
     for args, message in ((("--world-size", "1"), "at least 2"),
-                          (("--world-size", "3"), "not divisible"),
+                          (("--world-size", "3", "--axis", "tensor"), "not divisible"),
                           (("--world-size", "2", "--check", str(bad)), "does not have")):
-        r = _cli("gpt2", "--layers", "2", "--seq-len", "8", *args)
-        assert r.returncode == 2 and message in r.stderr, r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1
+        r = _cli("gpt2", *small, *args)
+        last = r.stderr.strip().splitlines()[-1]  # (transformers may warn first)
+        assert r.returncode == 2 and last.startswith("bwsk: error:") and message in last

@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--microbatches", type=int, default=None, metavar="M",
                         help="pipeline microbatches (default: the world size)")
     parser.add_argument("--layers", type=int, default=None, help="override the layer count")
+    parser.add_argument("--d-model", type=int, default=None, help="override the hidden size")
+    parser.add_argument("--heads", type=int, default=None, help="override the head count")
+    parser.add_argument("--vocab", type=int, default=None, help="override the vocabulary")
     parser.add_argument("--json", metavar="PATH", help="write the report (schema bwsk.plan/1)")
     parser.add_argument("--dot", metavar="PATH", help="write the segments and sync points "
                         "as .dot (and .svg when Graphviz 'dot' is installed), one per axis")
@@ -46,13 +49,13 @@ def run(args: argparse.Namespace) -> int:
     from bwsk.parallel.render import print_report, write_dot
 
     batch = args.batch or max(args.world_size, 1)
-    sizes = {"layers": args.layers} if args.layers else None
+    sizes = {k: v for k, v in (("layers", args.layers), ("d_model", args.d_model),
+                                ("heads", args.heads), ("vocab", args.vocab)) if v}
+    check = (lambda module: check_plan_file(Path(args.check), module)) if args.check else None
     report = plan(args.model, args.world_size, args.axis, batch=batch, seq_len=args.seq_len,
                   dtype=args.dtype, microbatches=args.microbatches, sizes=sizes,
-                  name=str(args.model))
+                  name=str(args.model), check=check)
     graph = report["_graph"]
-    if args.check:
-        check_plan_file(Path(args.check), graph.source)
     console = Console()
     print_report(report, batch * args.seq_len, console)
     if args.json:

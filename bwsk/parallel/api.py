@@ -18,65 +18,93 @@ def apply_plan(model, axis_plan: dict, mesh, **kwargs):
     return apply(model, axis_plan, mesh, **kwargs)
 
 
-def build_graph(model: Any, *, batch: int = 2, seq_len: int = 8, sizes: dict | None = None):
-    """(graph, module) for a zoo name or an nn.Module, traced on [batch, seq_len] token ids."""
-    if isinstance(model, Graph):
-        return model, getattr(model, "source", None)
+def build_module(model: Any, *, batch: int = 2, seq_len: int = 8, sizes: dict | None = None):
+    """(module, example inputs of [batch, seq_len] token ids) for a zoo name or an nn.Module."""
     import torch
-
-    from bwsk.frontends.torch import graph_of
 
     if isinstance(model, str):
         from bwsk.zoo import build_model
 
         module, example = build_model(model, seq_len=seq_len, **(sizes or {}))
     else:
-        module, example = model, None
-    if example is None:
-        vocab = getattr(getattr(module, "config", None), "vocab_size", 2)
-        example = {"input_ids": torch.randint(0, vocab, (batch, seq_len))}
+        vocab = getattr(getattr(model, "config", None), "vocab_size", 2)
+        module, example = model, {"input_ids": torch.randint(0, vocab, (1, seq_len))}
     example = {k: v.repeat(batch, *[1] * (v.dim() - 1)) if v.shape[0] == 1 else v
                for k, v in example.items()}
+    return module, example
+
+
+def build_graph(model: Any, *, batch: int = 2, seq_len: int = 8, sizes: dict | None = None):
+    """(graph, module) for a zoo name, an nn.Module or a Graph."""
+    from bwsk.frontends.torch import graph_of
+
+    if isinstance(model, Graph):
+        return model, getattr(model, "source", None)
+    module, example = build_module(model, batch=batch, seq_len=seq_len, sizes=sizes)
     return graph_of(module, example), module
 
 
-def check_world(graph: Graph, module, axes: list[str], world: int) -> None:
-    """World size 1, or larger than what an axis can be split into: a one-line PlanError."""
+def check_world(module, axes: list[str], world: int, batch: int, seq_len: int,
+                strict: bool = True) -> dict[str, str]:
+    """World size 1, or larger than what an axis can be split into: a one-line PlanError.
+
+    With ``strict`` False (no axis was asked for by name) an axis that cannot be split is
+    skipped instead; the reasons are returned by axis."""
     if world < 2:
         raise PlanError(f"world size must be at least 2 (got {world})")
-    shape = graph.values[graph.inputs[0]].shape if graph.inputs else ()
     config = getattr(module, "config", None)
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+    skipped = {}
     for axis in axes:
         if axis not in AXES:
             raise PlanError(f"unknown axis {axis!r}; choose from {', '.join(AXES)}")
-        if axis == "data" and shape and shape[0] % world:
-            raise PlanError(f"batch {shape[0]} cannot be split over {world} ranks on the data axis")
-        if axis == "sequence" and len(shape) > 1 and shape[1] % world:
-            raise PlanError(f"sequence length {shape[1]} cannot be split over {world} ranks")
-        if axis in ("tensor", "sequence") and heads and heads % world:
-            raise PlanError(f"{heads} attention heads are not divisible by world size {world}: "
-                            f"the {axis} axis cannot shard them")
+        reason = None
+        if axis == "data" and batch % world:
+            reason = f"batch {batch} cannot be split over {world} ranks on the data axis"
+        elif axis == "sequence" and seq_len % world:
+            reason = f"sequence length {seq_len} cannot be split over {world} ranks"
+        if axis in ("tensor", "sequence") and heads and heads % world and reason is None:
+            reason = (f"{heads} attention heads are not divisible by world size {world}: "
+                      f"the {axis} axis cannot shard them")
+        if reason and strict:
+            raise PlanError(reason)
+        if reason:
+            skipped[axis] = reason
+    return skipped
 
 
 def plan(model: Any, world_size: int, axes: list[str] | None = None, *, batch: int = 2,
          seq_len: int = 8, dtype: str | None = None, microbatches: int | None = None,
-         sizes: dict | None = None, name: str | None = None) -> dict:
-    """The bwsk.plan/1 report for ``model`` on ``world_size`` ranks per axis."""
+         sizes: dict | None = None, name: str | None = None, check=None) -> dict:
+    """The bwsk.plan/1 report for ``model`` on ``world_size`` ranks per axis.
+
+    ``check(module)`` runs before the (slow) trace, so bad input fails fast."""
     from bwsk.parallel.analysis import axis_report
 
+    strict = axes is not None
     axes = list(axes or AXES)
     if dtype is not None and dtype not in ITEMSIZE:
         raise PlanError(f"unknown dtype {dtype!r}; choose from {', '.join(ITEMSIZE)}")
     if world_size < 2:
         raise PlanError(f"world size must be at least 2 (got {world_size})")
-    graph, module = build_graph(model, batch=batch, seq_len=seq_len, sizes=sizes)
-    check_world(graph, module, axes, world_size)
+    if isinstance(model, Graph):
+        graph, module = model, getattr(model, "source", None)
+        shape = graph.values[graph.inputs[0]].shape if graph.inputs else ()
+        batch, seq_len = (list(shape) + [batch, seq_len])[:2] if shape else (batch, seq_len)
+        skipped = check_world(module, axes, world_size, int(batch), int(seq_len), strict)
+    else:
+        module, example = build_module(model, batch=batch, seq_len=seq_len, sizes=sizes)
+        skipped = check_world(module, axes, world_size, batch, seq_len, strict)
+        if check is not None:
+            check(module)
+        from bwsk.frontends.torch import graph_of
+
+        graph = graph_of(module, example)
     entries = [axis_report(graph, a, world_size, ITEMSIZE.get(dtype or ""), microbatches)
-               for a in axes]
+               for a in axes if a not in skipped]
     label = name or (model if isinstance(model, str) else type(module or model).__name__)
     return {"schema": SCHEMA, "model": label, "world_size": world_size, "axes": entries,
-            "_graph": graph}
+            "skipped": [{"axis": a, "reason": r} for a, r in skipped.items()], "_graph": graph}
 
 
 def to_json(report: dict) -> dict:

@@ -56,6 +56,8 @@ def print_report(report: dict, tokens: int, console=None) -> None:
     console = console or Console()
     console.print(f"[bold]{report['model']}[/] on {report['world_size']} ranks "
                   f"({tokens} tokens per step)")
+    for skip in report.get("skipped", []):
+        console.print(f"[yellow]{skip['axis']}: skipped[/] ({skip['reason']})")
     for axis in report["axes"]:
         tot = axis["totals"]
         counts = "; ".join(f"{ph}: " + ", ".join(f"{n} {c}" for c, n in tot[ph].items())
