@@ -76,6 +76,18 @@ def test_abstraction_examples():
     assert lam("x", lam("y", x)).normalize() == K  # \x y. x
 
 
+def test_many_lambdas_over_one_closed_subterm():
+    f, g, c = fresh(3)
+    closed = c
+    for _ in range(2000):
+        closed = f(closed, closed)
+    x = prim("x")
+    for _ in range(3):
+        assert lam("x", g(x, closed)).normalize() == C(g, closed)
+        assert lam("x", closed(x)).normalize() == closed
+        assert lam("x", g(closed)).normalize() == K(g(closed))
+
+
 def test_abstraction_then_application_is_beta():
     f, g, a = fresh(3)
     x = prim("x")

@@ -106,6 +106,10 @@ void test_abstract(Store& s) {
     CHECK(abstract(s, "x", ap(s, x, y)) == ap(s, s.comb(Kind::C), s.comb(Kind::I), y));
     Id inner = s.lam("x", ap(s, f, x));  // \x. f x, abstracted before the outer x
     CHECK(abstract(s, "x", inner) == ap(s, s.comb(Kind::K), f));
+    Id closed = ap(s, f, y);  // remembered as lacking x after the first abstraction
+    CHECK(abstract(s, "x", ap(s, x, closed)) == ap(s, s.comb(Kind::C), s.comb(Kind::I), closed));
+    CHECK(abstract(s, "x", ap(s, closed, x)) == closed);
+    CHECK(abstract(s, "y", closed) == f);  // another variable still walks into it
 }
 
 void test_dag(Store& s) {
