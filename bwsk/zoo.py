@@ -25,7 +25,6 @@ class Arch:
     heads: str
     ffn: str | None = None  # set to 4 * d_model when d_model is overridden
     kv: str | None = None  # per-head size, d_model // heads
-    encoder_decoder: bool = False
     sparse: tuple[str, ...] = ()  # numbers of sparse (expert) layers, kept ~1/4 of the layers
 
 
@@ -36,14 +35,14 @@ SEEDS: dict[str, Arch] = {
                       "hidden_size", "num_attention_heads", ffn="intermediate_size"),
     "t5-small": Arch("T5Config", "T5ForConditionalGeneration", {},
                      ("num_layers", "num_decoder_layers"), "d_model", "num_heads", ffn="d_ff",
-                     kv="d_kv", encoder_decoder=True),
+                     kv="d_kv"),
     "opt-350m": Arch("OPTConfig", "OPTForCausalLM",
                      {"hidden_size": 1024, "ffn_dim": 4096, "num_hidden_layers": 24,
                       "num_attention_heads": 16, "word_embed_proj_dim": 512},
                      ("num_hidden_layers",), "hidden_size", "num_attention_heads", ffn="ffn_dim"),
     "switch-base-8": Arch("SwitchTransformersConfig", "SwitchTransformersForConditionalGeneration",
                           {}, ("num_layers", "num_decoder_layers"), "d_model", "num_heads",
-                          ffn="d_ff", kv="d_kv", encoder_decoder=True,
+                          ffn="d_ff", kv="d_kv",
                           sparse=("num_sparse_encoder_layers", "num_sparse_decoder_layers")),
 }
 
@@ -64,7 +63,7 @@ def build_model(name: str | Path, *, layers: int | None = None, d_model: int | N
     """(model in eval mode, example inputs as a kwargs dict) for a seed name or checkpoint."""
     path = Path(name)
     if str(name) not in SEEDS and path.is_dir():
-        model, arch = _from_checkpoint(path)
+        model = _from_checkpoint(path)
     else:
         arch = seed(str(name))
         import torch
@@ -76,7 +75,7 @@ def build_model(name: str | Path, *, layers: int | None = None, d_model: int | N
             torch.manual_seed(0)
             model = getattr(transformers, arch.model)(cfg)
     model.eval()
-    return model, example_inputs(model, arch, seq_len)
+    return model, example_inputs(model, seq_len)
 
 
 def config(name: str, *, layers: int | None = None, d_model: int | None = None,
@@ -108,7 +107,7 @@ def _config_kwargs(arch: Arch, layers, d_model, heads, vocab, extra) -> dict[str
         if arch.ffn:
             kw[arch.ffn] = 4 * int(d_model)
         if "word_embed_proj_dim" in kw:
-            kw["word_embed_proj_dim"] = int(d_model)
+            kw["word_embed_proj_dim"] = int(d_model) // 2  # keep project_in/out
     if heads is not None:
         kw[arch.heads] = int(heads)
     if arch.kv and (d_model is not None or heads is not None):
@@ -147,16 +146,11 @@ def _from_checkpoint(path: Path):
     config.use_cache = False
     model = getattr(transformers, arch.model).from_pretrained(
         path, config=config, local_files_only=True)
-    return model, arch
+    return model
 
 
-def example_inputs(model, arch: Arch, seq_len: int = SEQ_LEN) -> dict[str, Any]:
+def example_inputs(model, seq_len: int = SEQ_LEN) -> dict[str, Any]:
     """Deterministic token ids of shape (1, seq_len); encoder-decoders get decoder ids too."""
-    import torch
+    from bwsk.frontends.torch_export import token_inputs
 
-    vocab = model.config.vocab_size
-    ids = (torch.arange(seq_len, dtype=torch.long).reshape(1, seq_len) * 7 + 3) % vocab
-    inputs = {"input_ids": ids}
-    if arch.encoder_decoder:
-        inputs["decoder_input_ids"] = ids.flip(-1).clone()
-    return inputs
+    return token_inputs(model.config, seq_len)

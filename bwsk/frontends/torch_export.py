@@ -62,15 +62,20 @@ def _as_args(inputs: Any) -> tuple[tuple, dict]:
         f"{type(inputs).__name__}")
 
 
+def token_inputs(config, seq_len: int = SEQ_LEN) -> dict[str, torch.Tensor]:
+    """Deterministic token ids (1, seq_len); encoder-decoders get decoder ids too."""
+    ids = (torch.arange(seq_len).reshape(1, seq_len) * 7 + 3) % config.vocab_size
+    inputs = {"input_ids": ids}
+    if getattr(config, "is_encoder_decoder", False):
+        inputs["decoder_input_ids"] = ids.flip(-1).clone()
+    return inputs
+
+
 def default_inputs(module: torch.nn.Module) -> Any:
     """Token ids (1, 8) for a transformers model; else a batch of one for the first layer."""
     config = getattr(module, "config", None)
     if config is not None and hasattr(config, "vocab_size"):
-        ids = (torch.arange(SEQ_LEN).reshape(1, SEQ_LEN) * 7 + 3) % config.vocab_size
-        inputs = {"input_ids": ids}
-        if getattr(config, "is_encoder_decoder", False):
-            inputs["decoder_input_ids"] = ids.flip(-1).clone()
-        return inputs
+        return token_inputs(config)
     generator = torch.Generator().manual_seed(0)
     for layer in module.modules():
         if isinstance(layer, torch.nn.Linear):
