@@ -105,7 +105,7 @@ class Emitter:
         elif not _has_tensor_result(n):
             return  # guards on symbolic sizes (sym_size, _assert_scalar): no data flows
         elif self._is_constant(n, name):
-            self.consts[n.name] = self._evaluate(n, name)
+            self.consts[n.name] = self._evaluate(n)
         elif name in A.ALIASES:
             self._alias(n)
         elif name in A.HANDLERS:
@@ -124,7 +124,7 @@ class Emitter:
             all(isinstance(s, int) for s in getattr(d.meta.get("val"), "shape", (None,)))
             for d in deps)
 
-    def _evaluate(self, n: fx.Node, name: str) -> Any:
+    def _evaluate(self, n: fx.Node) -> Any:
         def value(x: fx.Node):
             if x.name in self.consts:
                 return self.consts[x.name]
