@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -44,7 +45,10 @@ def main() -> int:
     modes = ("conventional", "recompute", "reversible")
     table = compare(cfg, (*modes, "analyzed") if args.with_analyzed else modes)
     elapsed = time.perf_counter() - t0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(table)
+    print(f"CPU time of the runs: {children.ru_utime + children.ru_stime:.0f} s "
+          f"(wall {elapsed:.0f} s; more wall than CPU means the machine was shared)")
     docs = {d["mode"]: d for d in json.loads((Path(args.out) / "compare.json").read_text())}
     return report(docs, Path(args.out), elapsed)
 
