@@ -10,6 +10,7 @@ transformer one shared subterm. The whole term is handed to the native store in 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -40,7 +41,9 @@ def canonical_value(value: Any) -> str:
     """Canonical attribute text of a Python/numpy value (docs/term-language.md)."""
     if isinstance(value, np.ndarray):
         if value.size > _INLINE_LIMIT or value.dtype == object:
-            return json.dumps(f"tensor{list(value.shape)}:{value.dtype}")
+            digest = hashlib.sha1(value.tobytes() if value.dtype != object else
+                                  repr(value.tolist()).encode()).hexdigest()[:12]
+            return json.dumps(f"tensor{list(value.shape)}:{value.dtype}:{digest}")
         return canonical_value(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()

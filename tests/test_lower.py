@@ -52,7 +52,7 @@ def test_multi_output_nodes_project_and_omitted_inputs_are_empty():
     (3, "3"), (True, "1"), (1e-5, "1e-05"), (-1.5, "-1.5"), ("tanh", '"tanh"'),
     ('a"b', '"a\\"b"'), ([1, [2, 3]], "[1, [2, 3]]"), (float("-inf"), '"-inf"'),
     (np.int64(4), "4"), (np.array([1, 2]), "[1, 2]"),
-    (np.zeros((5, 5)), '"tensor[5, 5]:float64"'),
+    (np.zeros((5, 5)), '"tensor[5, 5]:float64:c45d01b195de"'),
 ])
 def test_canonical_values(value, text):
     assert lowering.canonical_value(value) == text

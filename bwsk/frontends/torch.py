@@ -225,6 +225,9 @@ class Emitter:
         array = np.asarray(data, dtype=dtype)
         self._counter += 1
         name = f"c{self._counter}"
+        while name in self.values or name in self.fqn_of.values():  # a parameter named c3
+            self._counter += 1
+            name = f"c{self._counter}"
         self.values[name] = Value(name, tuple(array.shape), array.dtype.name, array)
         return name
 
