@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from bwsk.errors import UnsupportedModelError
 from bwsk.ir import Graph, Node
 
 _INLINE_LIMIT = 16  # elements of a constant written inline instead of referenced
@@ -177,7 +178,8 @@ class Lowering:
                                          "value": value.const.reshape(-1)})
                 return self.emit(("prim", "const", attrs))
             return self.emit(("ref", ref_name(name)))
-        return self.emit(("prim", "undefined", canonical_attrs({"name": name})))
+        raise UnsupportedModelError(f"cannot lower {self.graph.name!r}: value {name!r} is "
+                                    "used but never defined")
 
     def lower_node(self, node: Node, env: dict[str, int]) -> None:
         head = self.emit(("prim", node.op, canonical_attrs(node.attrs)))

@@ -152,6 +152,13 @@ def test_not_onnx(tmp_path):
         load_onnx(tmp_path / "missing.onnx")
 
 
+def test_undefined_value():
+    model = _model([helper.make_node("Add", ["x", "ghost"], ["y"])], [_info("x", [2])],
+                   [_info("y", [2])])
+    with pytest.raises(UnsupportedModelError, match="undefined value 'ghost'"):
+        load_onnx(model)
+
+
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.97])
 def test_truncated(tmp_path, fraction):
     data = (EXAMPLES / "tiny_gpt2.onnx").read_bytes()

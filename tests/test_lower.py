@@ -9,6 +9,7 @@ import pytest
 
 from bwsk import lower as lowering
 from bwsk import term
+from bwsk.errors import UnsupportedModelError
 from bwsk.frontends.onnx import load_onnx
 from bwsk.ir import Graph, Node, Value
 
@@ -39,6 +40,12 @@ def test_lambda_prims_refs_and_inline_constants():
     assert raw == expected
     normal = lowering.lower(graph)
     assert normal == raw.normalize() and "\\" not in str(normal)
+
+
+def test_undefined_values_are_an_error():
+    graph = _graph([Node("a", "add", ["x", "ghost"], ["y"])], ["x"], ["y"])
+    with pytest.raises(UnsupportedModelError, match="'ghost' is used but never defined"):
+        lowering.lower(graph)
 
 
 def test_multi_output_nodes_project_and_omitted_inputs_are_empty():

@@ -108,6 +108,12 @@ def _check_structure(proto: onnx.ModelProto, label: str) -> None:
     known |= {t.values.name for t in proto.graph.sparse_initializer}
     for node in proto.graph.node:
         known.update(node.output)
+    for node in proto.graph.node:
+        undefined = [x for x in node.input if x and x not in known]
+        if undefined:
+            raise UnsupportedModelError(
+                f"{label} is not a valid ONNX model: node {node.name or node.op_type!r} uses "
+                f"undefined value {undefined[0]!r}")
     missing = [o.name for o in proto.graph.output if o.name not in known]
     if missing:
         raise UnsupportedModelError(
