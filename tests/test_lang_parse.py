@@ -6,7 +6,7 @@ import pytest
 
 from bwsk.errors import TermError, TermSyntaxError
 from bwsk.lang import parse, parse_file, parse_records
-from bwsk.term import I, K, S, app, build, lam, prim, proj, ref, tuple_ctor, tup
+from bwsk.term import I, K, S, app, build, lam, prim, proj, ref, tup, tuple_ctor
 
 
 def test_atoms_and_application():
@@ -123,3 +123,10 @@ def test_100k_deep_nesting_parses_and_normalizes():
     assert parse("(" * depth + "x" + ")" * depth) == prim("x")
     chain = parse("\\x. " + "g (" * depth + "x" + ")" * depth)
     assert chain.kind == "lam"
+
+
+def test_bytes_input_is_utf8():
+    assert parse("λx. f x".encode()) == parse("\\x. f x")
+    with pytest.raises(TermSyntaxError) as info:
+        parse("λx. é ".encode() + b"\xff", source="b")
+    assert (info.value.line, info.value.column) == (1, 7)

@@ -220,26 +220,30 @@ def parse_records(text: str, source: str = "<term>") -> list[tuple]:
         return finalize(walker.records, root, walker.binders, text, source)
 
 
-def parse(text: str, source: str = "<term>"):
-    """Parse term text into a hash-consed :class:`bwsk.term.Term`."""
+def parse(text: str | bytes, source: str = "<term>"):
+    """Parse term text (``bytes`` must be UTF-8) into a hash-consed :class:`bwsk.term.Term`."""
     from bwsk.term import build
 
+    if isinstance(text, bytes):
+        text = decode(text, source)
     return build(parse_records(text, source))
 
 
-def read_source(path: str | Path) -> str:
-    """A term file's text; a file that is not UTF-8 is a syntax error at the bad byte."""
-    data = Path(path).read_bytes()
+def decode(data: bytes, source: str) -> str:
+    """UTF-8 text; other bytes are a syntax error pointing at the first bad byte."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         before = data[: exc.start]
-        line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
-        message = f"not valid UTF-8 (byte 0x{data[exc.start]:02x})"
         good_line = before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")
-        raise TermSyntaxError(message, source=str(path), line=line, column=column,
-                              line_text=good_line) from None
+        message = f"not valid UTF-8 (byte 0x{data[exc.start]:02x})"
+        raise TermSyntaxError(message, source=source, line=before.count(b"\n") + 1,
+                              column=len(good_line) + 1, line_text=good_line) from None
+
+
+def read_source(path: str | Path) -> str:
+    """A term file's text; a file that is not UTF-8 is a syntax error at the bad byte."""
+    return decode(Path(path).read_bytes(), str(path))
 
 
 def parse_file(path: str | Path):
