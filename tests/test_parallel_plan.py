@@ -31,8 +31,9 @@ def mlp() -> Graph:
          Node("fc", "matmul", ["t", "fc.weight"], ["h"], scope="fc"),
          Node("act", "gelu", ["h"], ["a"], scope="act"),
          Node("proj", "matmul", ["a", "proj.weight"], ["y"], scope="proj")],
-        {"x": ((B, E), False), "t": ((B, E), False), "fc.weight": ((E, F), True), "h": ((B, F), False),
-         "a": ((B, F), False), "proj.weight": ((F, E), True), "y": ((B, E), False)})
+        {"x": ((B, E), False), "t": ((B, E), False), "fc.weight": ((E, F), True),
+         "h": ((B, F), False), "a": ((B, F), False), "proj.weight": ((F, E), True),
+         "y": ((B, E), False)})
 
 
 def _count(axis, phase, coll):
@@ -176,3 +177,19 @@ def test_cli_reports_gpt2_and_rejects_bad_input(tmp_path):
         r = _cli("gpt2", *small, *args)
         last = r.stderr.strip().splitlines()[-1]  # (transformers may warn first)
         assert r.returncode == 2 and last.startswith("bwsk: error:") and message in last
+
+
+@pytest.mark.slow
+def test_sequence_axis_states_context_parallel_all_gathers():
+    """Sharding attention itself along the tokens needs every key and value: 2 all-gathers
+    per layer forward (and 2 reduce-scatters backward), B*T*E*4 bytes each."""
+    pytest.importorskip("transformers")
+    from bwsk.parallel import plan
+    from bwsk.parallel.verify import tiny_gpt2
+
+    report = plan(tiny_gpt2(), 2, ["sequence"], batch=4, seq_len=8)
+    cp = report["axes"][0]["context_parallel"]
+    assert cp["totals"]["fwd"] == {"all_gather": 4} and cp["totals"]["bwd"] == {"reduce_scatter": 4}
+    assert {p["bytes"] for p in cp["sync_points"]} == {4 * 8 * 32 * 4}
+    assert {p["where"] for p in cp["sync_points"]} == {
+        f"transformer.h.{i}.attn ({kv})" for i in (0, 1) for kv in ("keys", "values")}

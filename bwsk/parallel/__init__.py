@@ -8,6 +8,6 @@ axis of it with PyTorch's engines (DDP, tensor/sequence parallel, pipelining).
 from __future__ import annotations
 
 from bwsk.parallel.api import apply_plan as apply
-from bwsk.parallel.api import build_graph, plan
+from bwsk.parallel.api import build_graph, parallelize, plan
 
-__all__ = ["apply", "build_graph", "plan"]
+__all__ = ["apply", "build_graph", "parallelize", "plan"]

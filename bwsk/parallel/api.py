@@ -90,7 +90,7 @@ def plan(model: Any, world_size: int, axes: list[str] | None = None, *, batch: i
     if isinstance(model, Graph):
         graph, module = model, getattr(model, "source", None)
         shape = graph.values[graph.inputs[0]].shape if graph.inputs else ()
-        batch, seq_len = (list(shape) + [batch, seq_len])[:2] if shape else (batch, seq_len)
+        batch, seq_len = [*list(shape or ()), batch, seq_len][:2]
         skipped = check_world(module, axes, world_size, int(batch), int(seq_len), strict)
     else:
         module, example = build_module(model, batch=batch, seq_len=seq_len, sizes=sizes)
@@ -117,3 +117,18 @@ def to_json(report: dict) -> dict:
         return x
 
     return clean(report)
+
+
+SHORT_AXES = {"dp": "data", "sp": "sequence", "tp": "tensor", "pp": "pipeline"}
+
+
+def parallelize(model, axis: str, mesh, *, batch: int, seq_len: int, **pipeline_kwargs):
+    """Plan ``model`` on one axis (``dp|sp|tp|pp`` or the full name) and apply it on ``mesh``.
+
+    For ``bwsk train --parallel``: every rank plans the same model the same way, so all
+    ranks agree without exchanging the plan. Returns (sharded model or PipelineRun, report).
+    """
+    name = SHORT_AXES.get(axis, axis)
+    report = plan(model, mesh.size(), [name], batch=batch, seq_len=seq_len,
+                  microbatches=pipeline_kwargs.get("microbatches"))
+    return apply_plan(model, report["axes"][0], mesh, **pipeline_kwargs), to_json(report)

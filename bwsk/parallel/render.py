@@ -62,8 +62,9 @@ def print_report(report: dict, tokens: int, console=None) -> None:
         tot = axis["totals"]
         counts = "; ".join(f"{ph}: " + ", ".join(f"{n} {c}" for c, n in tot[ph].items())
                            for ph in ("fwd", "bwd", "optim") if tot.get(ph))
+        per_token = human(tot["bytes_per_step"] / max(tokens, 1))
         console.print(f"\n[bold]{axis['axis']}[/]  {human(tot['bytes_per_step'])} per step, "
-                      f"{human(tot['bytes_per_step'] / max(tokens, 1))} per token  ({counts or 'no sync'})")
+                      f"{per_token} per token  ({counts or 'no sync'})")
         summary, rest = layer_summary(axis["sync_points"])
         if summary:
             console.print("  " + summary)

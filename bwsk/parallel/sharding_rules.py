@@ -119,7 +119,6 @@ def _matmul(g, n):
 
 @rule("gemm")
 def _gemm(g, n):
-    a, b = _in_shapes(g, n)[:2]
     ka, kb = (0 if n.attrs.get("transA") else 1), (1 if n.attrs.get("transB") else 0)
     dims = [[_whole(0, 1 - ka)], [_whole(1, 1 - kb)]]
     same = [((0, ka), (1, kb))]
