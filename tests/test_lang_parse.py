@@ -49,6 +49,7 @@ def test_canonical_attributes_make_equal_nodes():
     assert a.attrs == 'a="q\\"t", b=[1, 2.5], c=%w, d=0, e=1000.0, f=S'
     assert parse(f"op[{a.attrs}]") == a
     assert parse("f[]") == prim("f")
+    assert parse("f[a=1e999]").attrs == 'a="inf"'  # as bwsk.lower writes non-finite floats
 
 
 @pytest.mark.parametrize(("text", "message", "column"), [

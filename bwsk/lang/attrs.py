@@ -7,6 +7,7 @@ double-quoted with backslash escapes, lists ``[a, b]``, references ``%name``.
 from __future__ import annotations
 
 import json
+import math
 
 from lark import Token, Tree
 
@@ -35,7 +36,8 @@ def canonical_value(tree: Tree, depth: int = 0) -> str:
     if kind == "int":
         return str(int(token))
     if kind == "float":
-        return repr(float(token))
+        number = float(token)  # an overflow like 1e999 is written as the string "inf"
+        return repr(number) if math.isfinite(number) else json.dumps(repr(number))
     if kind == "string":
         try:
             decoded = json.loads(token)
