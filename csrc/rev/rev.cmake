@@ -23,7 +23,7 @@ set(BWSK_REV_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(BWSK_REV_SOURCES ${BWSK_REV_DIR}/rev.cpp)
 # CUDA kernels only where torch itself was built with CUDA; elsewhere tests/test_nvcc.py
 # compiles the same kernels (nvcc_check.cu) as a compile-only check.
-if(TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
+if(TORCH_CUDA_LIBRARIES)
   enable_language(CUDA)
   list(APPEND BWSK_REV_SOURCES ${BWSK_REV_DIR}/rev_cuda.cu)
   message(STATUS "bwsk: building bwsk._rev with CUDA kernels")
