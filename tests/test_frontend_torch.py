@@ -131,6 +131,7 @@ def test_scalar_promotion_and_leaky_relu():
 
     x, k = torch.randn(2, 3), torch.arange(3)
     graph = graph_of(Net(), (x, k))
+    assert [n.op for n in graph.nodes].count("cast") == 1  # k * 3 + float: int64 promoted
     assert any(n.op == "leaky_relu" and n.attrs == {"alpha": 0.2} for n in graph.nodes)
     got = evaluate(graph, {"x": x.numpy(), "k": k.numpy()})[0]
     np.testing.assert_allclose(got, Net()(x, k).numpy(), rtol=1e-6)
@@ -158,3 +159,19 @@ def test_vision_ops_map_and_compute_the_same():
         expected = net(x).numpy()
     got = evaluate(graph, {graph.inputs[0]: x.numpy()})[0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_masked_fill_and_layer_norm_without_affine():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = torch.nn.LayerNorm(4, elementwise_affine=False)
+
+        def forward(self, x):
+            return self.norm(x).masked_fill(x > 0.5, -1.0)
+
+    x = torch.randn(2, 4)
+    graph = graph_of(Net(), (x,))
+    assert [n.op for n in graph.nodes] == ["layernorm", "greater", "where"]
+    got = evaluate(graph, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, Net()(x).numpy(), rtol=1e-5, atol=1e-6)

@@ -16,7 +16,7 @@ import numpy as np
 # Ops that pass their first argument through unchanged (eval mode, no copies in the math).
 ALIASES = {"alias", "dropout", "contiguous", "clone", "detach", "lift_fresh_copy",
            "_assert_tensor_metadata", "feature_dropout", "alpha_dropout", "to", "type_as",
-           "_to_copy", "copy"}
+           "_to_copy"}
 
 # Ops whose result depends only on shapes (and constants), never on input values.
 SHAPE_ONLY = {"zeros_like", "ones_like", "full_like", "empty_like", "new_ones", "new_zeros",
@@ -91,7 +91,9 @@ def _layer_norm(em, n, args, kw):
     w = args[2] if len(args) > 2 else kw.get("weight")
     b = args[3] if len(args) > 3 else kw.get("bias")
     eps = args[4] if len(args) > 4 else kw.get("eps", 1e-5)
-    inputs = [em.ref(x), em.ref(w) if w is not None else "", em.ref(b) if b is not None else ""]
+    dtype = em.dtype_of(x)
+    scale = em.ref(w) if w is not None else em.const_array(np.ones(list(shape)), dtype)
+    inputs = [em.ref(x), scale, em.ref(b) if b is not None else ""]  # ONNX needs a scale
     em.node("layernorm", inputs, {"axis": -len(shape), "epsilon": float(eps)}, out=n.name, like=n)
 
 
@@ -214,6 +216,13 @@ def _compare(em, n, args, kw):
 def _where(em, n, args, kw):
     dtype = em.dtype_of(n)
     em.node("where", [em.ref(args[0]), em.operand(args[1], dtype), em.operand(args[2], dtype)],
+            {}, out=n.name, like=n)
+
+
+@handler("masked_fill")
+def _masked_fill(em, n, args, kw):
+    dtype = em.dtype_of(n)
+    em.node("where", [em.ref(args[1]), em.operand(args[2], dtype), em.operand(args[0], dtype)],
             {}, out=n.name, like=n)
 
 
