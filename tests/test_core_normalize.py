@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import signal
+import threading
 
 import pytest
 
@@ -126,6 +129,32 @@ def test_terms_without_normal_form_are_term_errors():
     (q,) = fresh(1)
     with pytest.raises(TermError, match="gave up after 5 rewrites"):
         _core.normalize(sii(sii(sii(q))).id, 5)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_ctrl_c_interrupts_a_long_normalization():
+    """Church 2 applied to itself: 2^65536 steps, so only the signal can end it early."""
+    f, x = prim("f"), prim("x")
+    two = lam("f", lam("x", f(f(x))))
+    term = two(two, two, two, two, *fresh(2))
+
+    def stop(*_):
+        raise _Stop
+
+    previous = signal.signal(signal.SIGINT, stop)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        with pytest.raises(_Stop) as stopped:
+            _core.normalize(term.id, 1_000_000)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert stopped.value.__context__ is None  # raised inside the call, not after a TermError
+    assert two(f, x).normalize() == f(f(x))
 
 
 def test_projection_of_wrong_arity_is_an_error():

@@ -11,6 +11,7 @@
 
 #include "core/abstract.hpp"
 #include "core/dag.hpp"
+#include "core/deep.hpp"
 #include "core/normalize.hpp"
 #include "core/rules.hpp"
 #include "core/term.hpp"
@@ -135,8 +136,22 @@ void translate_errors() {
         } catch (const bwsk::TermError& e) {
             py::object cls = py::module_::import("bwsk.errors").attr("TermError");
             PyErr_SetString(cls.ptr(), e.what());
+        } catch (const bwsk::Interrupted&) {
+            if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);  // else the handler's
         }
     });
+}
+
+// Long normalizations stop on Ctrl-C: the calling thread runs Python's signal handlers while
+// it waits (a handler that calls back into bwsk._core would wait on the store lock forever).
+bwsk::NormalizeOptions interruptible(std::uint64_t max_steps) {
+    bwsk::NormalizeOptions options;
+    options.max_steps = max_steps;
+    options.interrupted = [] {
+        py::gil_scoped_acquire gil;
+        return PyErr_CheckSignals() != 0;
+    };
+    return options;
 }
 
 void bind_constructors(py::module_& m) {
@@ -188,12 +203,12 @@ void bind_whole_terms(py::module_& m) {
 
 void bind_rewriting(py::module_& m) {
     m.def("normalize", [](Id t, std::uint64_t max_steps) {
-        return locked([&](bwsk::Store& s) { return bwsk::normalize(s, t, nullptr, {max_steps}); });
+        return locked([&](bwsk::Store& s) { return bwsk::normalize(s, t, nullptr, interruptible(max_steps)); });
     }, py::arg("t"), py::arg("max_steps") = bwsk::NormalizeOptions{}.max_steps,
        "The normal form of t; TermError past max_steps rewrites or on a looping term.");
     m.def("normalize_with_stats", [](Id t, std::uint64_t max_steps) {
         std::vector<std::uint64_t> fired;
-        Id r = locked([&](bwsk::Store& s) { return bwsk::normalize(s, t, &fired, {max_steps}); });
+        Id r = locked([&](bwsk::Store& s) { return bwsk::normalize(s, t, &fired, interruptible(max_steps)); });
         return py::make_tuple(r, stats_dict(fired));
     }, py::arg("t"), py::arg("max_steps") = bwsk::NormalizeOptions{}.max_steps,
        "(normal form, {rule text: times fired in this call}) for the rules that fired.");

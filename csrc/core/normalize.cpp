@@ -145,7 +145,7 @@ Id normalize(Store& store, Id t, std::vector<std::uint64_t>* fired, NormalizeOpt
     Normalizer n(store, default_rules(), options);
     Id result = kNone;
     try {
-        run_deep([&] { result = n.nf(t); });
+        run_deep([&] { result = n.nf(t); }, kDeepStack, options.interrupted);
     } catch (...) {
         clear_in_progress(store);
         throw;

@@ -95,7 +95,30 @@ void test_normalize(Store& s) {
     Id eta = s.lam("x", ap(s, p, x));
     CHECK(nf(s, eta) == p);
     Id sii = ap(s, S, I, I);
-    CHECK(throws([&] { normalize(s, ap(s, sii, ap(s, sii, p)), nullptr, {3}); }, "gave up"));
+    NormalizeOptions few;
+    few.max_steps = 3;
+    CHECK(throws([&] { normalize(s, ap(s, sii, ap(s, sii, p)), nullptr, few); }, "gave up"));
+}
+
+// Church numeral 2 applied to itself four times (two two two two two g y): 2^65536 applications, so only an
+// interruption (or the step limit) ends it.
+void test_interrupt(Store& s) {
+    Id f = s.prim("f", ""), x = s.prim("x", "");
+    Id two = s.lam("f", s.lam("x", ap(s, f, ap(s, f, x))));
+    Id twos = ap(s, ap(s, two, two, two), two, two);
+    Id t = ap(s, twos, s.prim("g", ""), s.prim("y", ""));
+    NormalizeOptions options;
+    options.max_steps = 50'000'000;
+    int polls = 0;
+    options.interrupted = [&] { return ++polls == 2; };
+    bool stopped = false;
+    try {
+        normalize(s, t, nullptr, options);
+    } catch (const Interrupted&) {
+        stopped = true;
+    }
+    CHECK(stopped && polls == 2);
+    CHECK(nf(s, ap(s, two, f, x)) == ap(s, f, ap(s, f, x)));  // the store is still usable
 }
 
 void test_abstract(Store& s) {
@@ -152,6 +175,7 @@ int main() {
     test_store(s);
     test_rules();
     test_normalize(s);
+    test_interrupt(s);
     test_abstract(s);
     test_dag(s);
     test_deep(s);
