@@ -193,3 +193,17 @@ def test_sequence_axis_states_context_parallel_all_gathers():
     assert {p["bytes"] for p in cp["sync_points"]} == {4 * 8 * 32 * 4}
     assert {p["where"] for p in cp["sync_points"]} == {
         f"transformer.h.{i}.attn ({kv})" for i in (0, 1) for kv in ("keys", "values")}
+
+
+def test_summary_and_picture():
+    from bwsk.parallel.render import layer_summary, to_dot
+
+    pts = [{"where": f"m.h.{i}.attn", "phase": ph, "collective": "all_reduce", "bytes": 4096,
+            "count": 1, "shape": []} for i in range(3) for ph in ("fwd", "bwd")]
+    text, rest = layer_summary([*pts, {**pts[0], "where": "head"}])
+    assert text == ("per layer (3 layers, m.h.0 .. m.h.2): 1 all-reduce fwd (4 KiB), "
+                    "1 all-reduce bwd (4 KiB)")
+    assert [p["where"] for p in rest] == ["head"]
+    dot = to_dot(mlp(), axis_report(mlp(), "tensor", 2))
+    assert dot.count("subgraph cluster_") == 2  # split where the input gradient syncs
+    assert 'color=red' in dot

@@ -46,7 +46,8 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
     }
     entry["totals"] = totals(sync)
     entry["_cut_edges"] = [(names[r[0]], g.nodes[r[1]].name) for r in records
-                           if PHASES[r[2]] == "fwd" and r[1] >= 0]
+                           if PHASES[r[2]] != "optim" and r[1] >= 0]
+    entry["_sync_values"] = sorted({names[r[0]] for r in records if PHASES[r[2]] == "fwd"})
     _check_split(g, cls, axis, world, entry)
     if axis == "sequence":
         entry["context_parallel"] = context_parallel(g, cls, itemsize)

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from bwsk.ir import Graph
-from bwsk.parallel.analysis import per_layer
+from bwsk.parallel.analysis import PHASES, per_layer
 
 NEWLINE = "\\n"  # a line break inside a DOT label
 
@@ -38,14 +38,20 @@ def layer_summary(sync: list[dict]) -> tuple[str | None, list[dict]]:
     if len(layers) < 2 or len({_signature(v, k) for k, v in layers.items()}) != 1:
         return None, sync
     first = next(iter(layers.values()))
-    counts = Counter((p["collective"], p["phase"]) for p in first for _ in range(p["count"]))
-    parts = [f"{n} {coll.replace('_', '-')} {phase}" for (coll, phase), n in counts.items()]
-    sizes = sorted({p["bytes"] for p in first})
-    each = f"{human(sizes[0])} each" if len(sizes) == 1 else "/".join(human(b) for b in sizes)
+    counts: Counter = Counter()
+    sizes: dict[tuple, set] = {}
+    for p in first:
+        order = PHASES.index(p["phase"]) if p["phase"] in PHASES else len(PHASES)
+        key = (order, p["phase"], p["collective"])
+        counts[key] += p["count"]
+        sizes.setdefault(key, set()).add(p["bytes"])
+    parts = []
+    for key, n in sorted(counts.items()):
+        each = "/".join(human(b) for b in sorted(sizes[key]))
+        parts.append(f"{n} {key[2].replace('_', '-')} {key[1]} ({each})")
     inside = {id(p) for pts in layers.values() for p in pts}
     names = list(layers)
-    text = (f"per layer ({len(names)} layers, {names[0]} .. {names[-1]}): "
-            f"{', '.join(parts)}; {each}")
+    text = f"per layer ({len(names)} layers, {names[0]} .. {names[-1]}): {', '.join(parts)}"
     return text, [p for p in sync if id(p) not in inside]
 
 
@@ -70,8 +76,9 @@ def print_report(report: dict, tokens: int, console=None) -> None:
             console.print("  " + summary)
         if rest:
             table = Table(show_header=True, header_style="bold")
-            for col in ("where", "phase", "collective", "shape", "bytes", "count", "minimal"):
-                table.add_column(col)
+            table.add_column("where", overflow="fold", min_width=16)
+            for col in ("phase", "collective", "shape", "bytes", "count", "minimal"):
+                table.add_column(col, overflow="fold")
             for p in rest:
                 table.add_row(p["where"], p["phase"], p["collective"], str(p["shape"]),
                               human(p["bytes"]), str(p["count"]), "yes" if p["minimal"] else "no")
@@ -102,13 +109,16 @@ def _q(s: str) -> str:
 
 def to_dot(g: Graph, axis: dict) -> str:
     cut = {tuple(e) for e in axis.get("_cut_edges", [])}
+    synced = set(axis.get("_sync_values", []))  # results reconciled by a collective: red
     seg = _segments(g, cut)
     lines = [f"digraph {_q(axis['axis'])} {{", "  rankdir=TB; node [shape=box, fontsize=10];"]
     for k in sorted(set(seg.values())):
         members = [n for n in g.nodes if seg[n.name] == k]
         label = _q(f"coordination-free segment {k} ({len(members)} ops)")
         lines.append(f"  subgraph cluster_{k} {{ label={label}; style=rounded; color=darkgreen;")
-        lines += [f"    {_q(n.name)} [label={_q(n.op + NEWLINE + n.scope)}];" for n in members]
+        lines += [f"    {_q(n.name)} [label={_q(n.op + NEWLINE + n.scope)}"
+                  f"{', color=red, penwidth=2' if synced & set(n.outputs) else ''}];"
+                  for n in members]
         lines.append("  }")
     for n in g.nodes:
         for x in n.inputs:
