@@ -226,9 +226,9 @@ def run_deep(fn, *args):
     return result[0]
 
 
-def normalize_records(records) -> tuple[list[tuple], dict[str, int]]:
+def normalize_records(records, max_steps: int = 10_000_000) -> tuple[list[tuple], dict[str, int]]:
     """The oracle's normal form of a record list, as records, and the rules it fired."""
-    oracle = Oracle()
+    oracle = Oracle(max_steps)
 
     def go():
         return oracle.to_records(oracle.nf(oracle.from_records(records)))
