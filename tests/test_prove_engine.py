@@ -158,3 +158,16 @@ def test_unknown_op_is_gray_with_domain():
                                                     helper.make_opsetid("com.example", 1)])
     a = bwsk.analyze(model)
     assert a.verdict == "GRAY" and a.nodes[0].reason == "unknown op com.example::Fancy"
+
+
+def test_residual_with_contractive_branch_is_S_and_inverts_by_fixed_point():
+    nodes = [("MatMul", ["x", "W"], ["h"]), ("Tanh", ["h"], ["f"]), ("Add", ["x", "f"], ["y"])]
+    w = square()
+    w *= 0.5 / np.linalg.norm(w, 2)  # Lip(tanh(x W)) <= 0.5
+    model = make_model(nodes, ["x"], ["y"], {"W": w})
+    a = bwsk.analyze(model)
+    assert a.verdict == "S", a.reason
+    assert any("contraction" in c for c in a.nodes[2].conditions)
+    check_inverse(model, a)
+    gray = bwsk.analyze(model, weights=False)
+    assert gray.verdict == "GRAY" and any("Lip(f) < 1" in c for c in gray.conditions)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from bwsk.analysis import residual
 from bwsk.analysis.execute import Runner, random_inputs
 from bwsk.analysis.inverse import InverseProgram, recover
 from bwsk.analysis.result import Analysis, NodeVerdict
@@ -82,6 +83,7 @@ def analyze(model: Any, *, weights: bool = True, input_shapes: dict | None = Non
     """Prove where ``model`` (anything bwsk.load accepts, or a Graph) is injective."""
     graph = load(model, input_shapes)
     judgements = [judge(graph, n, weights) for n in graph.nodes]
+    residual.upgrade(graph, judgements, weights)
     try:
         runner = Runner(graph)
     except UnsupportedModelError:

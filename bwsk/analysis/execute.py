@@ -38,8 +38,9 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
         elem = helper.np_dtype_to_tensor_dtype(np.dtype(v.dtype))
         return helper.make_tensor_value_info(name, elem, None if v.shape is None else list(v.shape))
 
-    inits = [numpy_helper.from_array(np.asarray(v.const), n) for n, v in graph.values.items()
-             if v.is_const]
+    used = {x for n in graph.nodes for x in n.inputs if x}
+    inits = [numpy_helper.from_array(np.asarray(graph.values[n].const), n) for n in sorted(used)
+             if graph.is_const(n)]
     body = helper.make_graph([node_proto(n) for n in graph.nodes], graph.name or "g",
                              [info(i) for i in graph.inputs], [info(o) for o in graph.outputs], inits)
     return helper.make_model(body, opset_imports=[helper.make_opsetid("", opset_of(graph))])
@@ -117,14 +118,14 @@ class Runner:
 
 def evaluate(graph: Graph, feeds: dict[str, np.ndarray], wanted: set[str]) -> dict[str, np.ndarray]:
     """Values of ``wanted`` (and their ancestors) by running nodes one at a time."""
-    env = {n: v.const for n, v in graph.values.items() if v.is_const}
-    env.update(feeds)
+    env = dict(feeds)
     need = set(wanted)
     for node in reversed(graph.nodes):
         if any(o in need for o in node.outputs):
             need.update(x for x in node.inputs if x)
     for node in graph.nodes:
         if any(o in need for o in node.outputs) and not all(o in env for o in node.outputs if o):
-            outs = run_node(graph, node, [env.get(x) if x else None for x in node.inputs])
+            outs = run_node(graph, node, [(graph.values[x].const if graph.is_const(x) else env.get(x))
+                                          if x else None for x in node.inputs])
             env.update({o: v for o, v in zip(node.outputs, outs) if o})
     return env

@@ -70,23 +70,23 @@ def only_through(graph: Graph, k: int, sources: set[str]) -> bool:
     return not any(o in reached for o in graph.outputs)
 
 
-def _lift(graph: Graph, judgements: list[Judgement], k: int, base: dict, rng) -> tuple[dict, dict]:
+def _lift(graph: Graph, judgements: list[Judgement], k: int, base: dict, env: dict,
+          rng) -> tuple[dict, dict]:
     """Graph inputs a, b whose values at node k's inputs are its local collision."""
     node = graph.nodes[k]
     var = [node.inputs[i] for i in graph.variable_inputs(node)]
-    env = evaluate(graph, base, set(var))
-    ins = [env.get(x) if x else None for x in node.inputs]
-    local_a, local_b = judgements[k].collide(ins, rng)
     up, prefix = ancestors(graph, set(var))
     sources = [n for n in graph.inputs if n in up]
-    if set(var) <= set(graph.inputs):
-        program = None
-    else:
+    program = None
+    if not set(var) <= set(graph.inputs):  # decide invertibility before computing anything
         rec = recover(graph, judgements, set(var), prefix)
         lost = [n for n in sources if n not in rec.known]
         if lost:
             raise BwskError(f"prefix of {node.name} does not determine {lost[0]}")
         program = InverseProgram(graph, judgements, rec.steps, var, sources)
+    env.update(evaluate(graph, env, set(var)))
+    ins = [env.get(x) if x else None for x in node.inputs]
+    local_a, local_b = judgements[k].collide(ins, rng)
     pair = []
     for local in (local_a, local_b):
         feeds = {x: local[i] for i, x in enumerate(node.inputs) if x in var}
@@ -115,7 +115,7 @@ def find_witness(graph: Graph, judgements: list[Judgement], runner: Runner, base
         if problem is None:
             return Search(Witness(a, b), why, failures)
         failures.append(f"unused-input witness failed: {problem}")
-    tries = 0
+    tries, env = 0, dict(base)
     for k, j in enumerate(judgements):
         if j.verdict != "K" or j.collide is None or tries >= MAX_TRIES:
             continue
@@ -126,7 +126,7 @@ def find_witness(graph: Graph, judgements: list[Judgement], runner: Runner, base
             continue
         tries += 1
         try:
-            a, b = _lift(graph, judgements, k, base, rng)
+            a, b = _lift(graph, judgements, k, base, env, rng)
             problem = verify(runner, graph, a, b)
         except (BwskError, ValueError, IndexError, TypeError, KeyError, ArithmeticError,
                 np.linalg.LinAlgError) as exc:  # an inverse step that cannot run: no witness

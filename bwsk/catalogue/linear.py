@@ -11,6 +11,19 @@ from bwsk.catalogue.layout import concrete
 from bwsk.catalogue.run import run_node
 
 
+_PINV: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def pinv(w: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse of a weight, cached by identity (inverse programs reuse it per call)."""
+    hit = _PINV.get(id(w))
+    if hit is None or hit[0] is not w:
+        if len(_PINV) > 64:
+            _PINV.clear()
+        hit = _PINV[id(w)] = (w, np.linalg.pinv(np.asarray(w, np.float64)))
+    return hit[1]
+
+
 def spectrum(m: np.ndarray) -> tuple[float, float, float]:
     """(smallest singular value, largest, rank tolerance) of the map x -> m @ x (columns)."""
     a = np.asarray(m, np.float64)
@@ -75,11 +88,11 @@ def _matmul(ctx: Ctx) -> Judgement:
         return gray(ctx, "matmul with a batched or vector weight", "the weight has full rank")
     if slot == 0:  # y = x @ W: columns of the map are rows of W
         m = w.T
-        inv = lambda s, ins, outs: (outs[0] @ np.linalg.pinv(w.astype(np.float64))).astype(outs[0].dtype)  # noqa: E731
+        inv = lambda s, ins, outs: (outs[0] @ pinv(w)).astype(outs[0].dtype)  # noqa: E731
         shift = lambda ins, v: replace(ins, 0, (ins[0] + v.astype(ins[0].dtype)))  # noqa: E731
     else:  # y = W @ x
         m = w
-        inv = lambda s, ins, outs: (np.linalg.pinv(w.astype(np.float64)) @ outs[0]).astype(outs[0].dtype)  # noqa: E731
+        inv = lambda s, ins, outs: (pinv(w) @ outs[0]).astype(outs[0].dtype)  # noqa: E731
         shift = lambda ins, v: replace(ins, 1, ins[1] + v.astype(ins[1].dtype)[:, None])  # noqa: E731
     return rank_verdict(ctx, m, f"matmul weight {tuple(w.shape)}", inv, shift)
 
@@ -98,13 +111,13 @@ def _gemm(ctx: Ctx) -> Judgement:
     if var == [0]:
         b = ctx.const(1).T if tb else ctx.const(1)
         def inv(s, ins, outs):
-            a = np.asarray((outs[0] - bias) / alpha, np.float64) @ np.linalg.pinv(b.astype(np.float64))
+            a = np.asarray((outs[0] - bias) / alpha, np.float64) @ pinv(b)
             return (a.T if ta else a).astype(outs[0].dtype)
         shift = lambda ins, v: replace(ins, 0, ins[0] + (v[:, None] if ta else v).astype(ins[0].dtype))  # noqa: E731
         return rank_verdict(ctx, b.T, f"gemm weight {tuple(b.shape)}", inv, shift)
     a = ctx.const(0).T if ta else ctx.const(0)
     def inv(s, ins, outs):
-        x = np.linalg.pinv(a.astype(np.float64)) @ np.asarray((outs[0] - bias) / alpha, np.float64)
+        x = pinv(a) @ np.asarray((outs[0] - bias) / alpha, np.float64)
         return (x.T if tb else x).astype(outs[0].dtype)
     shift = lambda ins, v: replace(ins, 1, ins[1] + (v if tb else v[:, None]).astype(ins[1].dtype))  # noqa: E731
     return rank_verdict(ctx, a, f"gemm weight {tuple(a.shape)}", inv, shift)

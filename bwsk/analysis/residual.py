@@ -1,0 +1,121 @@
+"""Residual connections y = x + F(x): injective when F is a contraction (Banach), which the
+weights can prove through a product of Lipschitz bounds (spectral norms for matmuls). The
+inverse is the fixed-point iteration x <- y - F(x)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bwsk.catalogue import ALONE, Judgement, run_node
+from bwsk.ir import Graph, Node
+
+# Global Lipschitz constants of 1-Lipschitz-or-better elementwise and routing ops.
+_UNIT = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "identity": 1.0, "neg": 1.0, "abs": 1.0,
+         "sin": 1.0, "cos": 1.0, "atan": 1.0, "softsign": 1.0, "softplus": 1.0, "dropout": 1.0,
+         "reshape": 1.0, "transpose": 1.0, "flatten": 1.0, "squeeze": 1.0, "unsqueeze": 1.0,
+         "erf": 2 / np.sqrt(np.pi), "gelu": 1.13, "swish": 1.1, "slice": 1.0, "split": 1.0,
+         "max_pool": 1.0, "hard_sigmoid": 0.2, "mish": 1.09}
+MAX_ITER, TOL = 500, 1e-7
+
+
+def branch(graph: Graph, x: str, r: str) -> list[int] | None:
+    """Node indices computing ``r`` from ``x`` and constants only, in order; else None."""
+    index = {id(n): k for k, n in enumerate(graph.nodes)}
+    members, stack = set(), [r]
+    while stack:
+        v = stack.pop()
+        if v == x or graph.is_const(v):
+            continue
+        node = graph.producer.get(v)
+        if node is None:
+            return None
+        k = index[id(node)]
+        if k not in members:
+            members.add(k)
+            stack.extend(i for i in node.inputs if i)
+    return sorted(members)
+
+
+def _norm2(w: np.ndarray) -> float:
+    a = np.asarray(w, np.float64).reshape(w.shape[0], -1)
+    gram = a @ a.T if a.shape[0] <= a.shape[1] else a.T @ a
+    return float(np.sqrt(max(np.linalg.eigvalsh(gram).max(initial=0.0), 0.0)) * (1 + 1e-6))
+
+
+def _node_bound(graph: Graph, node: Node, lips: dict) -> float | None:
+    var = [node.inputs[i] for i in graph.variable_inputs(node)]
+    ins = [lips.get(v) for v in var]
+    if any(b is None for b in ins):
+        return None
+    if node.op in _UNIT and len(var) == 1:
+        alpha = abs(float(node.attrs.get("alpha", 1.0))) if node.op == "leaky_relu" else 1.0
+        return _UNIT[node.op] * max(alpha, 1.0) * ins[0]
+    if node.op in ("add", "sub", "concat", "sum"):
+        return float(sum(ins))
+    consts = [graph.values[i].const for i in node.inputs if i and graph.is_const(i)]
+    if node.op in ("mul", "div") and len(var) == 1 and consts:
+        c = np.abs(np.asarray(consts[0], np.float64))
+        return float((c.max() if node.op == "mul" else 1 / c.min()) * ins[0])
+    if node.op in ("matmul", "gemm") and len(var) == 1 and consts and consts[0].ndim == 2:
+        alpha = abs(float(node.attrs.get("alpha", 1.0)))
+        return alpha * _norm2(consts[0]) * ins[0]
+    return None
+
+
+def lipschitz(graph: Graph, x: str, members: list[int]) -> float | None:
+    """An upper bound on Lip(F) for the branch (None when some op has no bound)."""
+    lips = {x: 1.0}
+    for k in members:
+        node = graph.nodes[k]
+        bound = _node_bound(graph, node, lips)
+        if bound is None:
+            return None
+        for o in node.outputs:
+            if o:
+                lips[o] = bound
+    return lips.get(graph.nodes[members[-1]].outputs[0]) if members else None
+
+
+def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> None:
+    """Marks residual adds whose branch is a proved contraction as invertible in x."""
+    for k, node in enumerate(graph.nodes):
+        if node.op != "add" or len(graph.variable_inputs(node)) != 2:
+            continue
+        for slot in (0, 1):
+            x, r = node.inputs[slot], node.inputs[1 - slot]
+            members = branch(graph, x, r)
+            if not members:
+                continue
+            bound = lipschitz(graph, x, members) if weights else None
+            j = judgements[k]
+            if bound is None or bound >= 1:
+                why = "weights not read" if not weights else (
+                    "no bound" if bound is None else f"bound {bound:.3g}")
+                j.conditions.append(f"Lip(f) < 1 for the residual branch {r} ({why})")
+                continue
+            j.recover[slot] = ALONE
+            j.conditions.append(f"residual branch is a contraction: Lip(f) <= {bound:.3g} < 1")
+            j.invert = _fixed_point(graph, x, r, members, j.invert)
+            break
+
+
+def _fixed_point(graph: Graph, x: str, r: str, members: list[int], plain):
+    def invert(slot, ins, outs):
+        if ins[1 - slot] is not None:  # the branch value is known: plain subtraction
+            return plain(slot, ins, outs)
+        y = np.asarray(outs[0], np.float64)
+        guess = y.copy()
+        for _ in range(MAX_ITER):
+            env = {x: guess.astype(outs[0].dtype)}
+            for k in members:
+                node = graph.nodes[k]
+                args = [env.get(i, graph.values[i].const if graph.is_const(i) else None) if i else None
+                        for i in node.inputs]
+                env.update(zip(node.outputs, run_node(graph, node, args)))
+            nxt = y - np.asarray(env[r], np.float64)
+            if np.max(np.abs(nxt - guess), initial=0.0) < TOL:
+                guess = nxt
+                break
+            guess = nxt
+        return guess.astype(outs[0].dtype)
+    return invert
