@@ -25,13 +25,24 @@ def build_module(model: Any, *, batch: int = 2, seq_len: int = 8, sizes: dict | 
     if isinstance(model, str):
         from bwsk.zoo import build_model
 
-        module, example = build_model(model, seq_len=seq_len, **(sizes or {}))
+        with _no_weight_init():  # a plan depends on shapes only; skip random init
+            module, example = build_model(model, seq_len=seq_len, **(sizes or {}))
     else:
         vocab = getattr(getattr(model, "config", None), "vocab_size", 2)
         module, example = model, {"input_ids": torch.randint(0, vocab, (1, seq_len))}
     example = {k: v.repeat(batch, *[1] * (v.dim() - 1)) if v.shape[0] == 1 else v
                for k, v in example.items()}
     return module, example
+
+
+def _no_weight_init():
+    import contextlib
+
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # older transformers: initialize as usual
+        return contextlib.nullcontext()
+    return no_init_weights()
 
 
 def build_graph(model: Any, *, batch: int = 2, seq_len: int = 8, sizes: dict | None = None):

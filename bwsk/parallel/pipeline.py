@@ -23,13 +23,17 @@ def _flops(g: Graph, n) -> float:
 
 
 def _new_modules(g: Graph) -> list[str | None]:
-    """Per node, the shallowest module that starts at it (None if it starts none)."""
+    """Per node, the shallowest called module that starts at it (None if it starts none).
+
+    Containers (a ModuleList such as ``transformer.h``) own no op themselves and are never
+    called, so the engine cannot split before them; their first block stands in."""
+    called = {n.scope for n in g.nodes if n.scope}
     seen: set[str] = set()
     starts: list[str | None] = []
     for n in g.nodes:
         parts = n.scope.split(".") if n.scope else []
         prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
-        fresh = [p for p in prefixes if p not in seen]
+        fresh = [p for p in prefixes if p not in seen and p in called]
         starts.append(fresh[0] if fresh else None)
         seen.update(prefixes)
     return starts
