@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bwsk.errors import TermError
@@ -99,3 +101,23 @@ def test_identity_combinators_print_as_letters():
 def test_names_the_grammar_cannot_read_are_refused(term):
     with pytest.raises(TermError, match="cannot be written"):
         print_term(term)
+
+
+@pytest.mark.parametrize(("attrs", "message"), [
+    ("axis=-1,eps=0.1", "expected [axis=-1, eps=0.1]"),
+    ("b=1, a=2", "expected [a=2, b=1]"),
+    ("x=", "cannot be read back"),
+])
+def test_attribute_text_must_be_canonical(attrs, message):
+    with pytest.raises(TermError, match=re.escape(message)):
+        print_term(prim("op", attrs))
+
+
+def test_canonical_attribute_shortcut_agrees_with_the_parser():
+    from bwsk.lang.printer import _simple_canonical
+
+    for attrs in ("axis=-1", "a=-0", "a=+1", "a=01", "eps=1e-5", "eps=1e-05", "x=1.", "x=1.0",
+                  "m=S", "w=%h.0.w", "b=1, a=2", "k=inf", "k=-1e+16"):
+        assert _simple_canonical(attrs) == (parse(f"p[{attrs}]").attrs == attrs), attrs
+    for unreadable in ("m=in", "a=1, a=1"):
+        assert not _simple_canonical(unreadable)

@@ -13,9 +13,10 @@ variables (its *owner*); terms without lambdas take a single-scope fast path.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 
-from bwsk.errors import TermError
+from bwsk.errors import BwskError, TermError
 from bwsk.lang.parser import RESERVED, gc_paused
 
 _ATOM, _APP, _TERM = 2, 1, 0  # precedence levels: what a position accepts at least
@@ -33,13 +34,49 @@ def _checked(name: str, pattern: re.Pattern, what: str) -> str:
     return name
 
 
+_SIMPLE_VALUE = re.compile(r"0|-?[1-9][0-9]*|%[A-Za-z0-9_][A-Za-z0-9_.:/-]*|"
+                           r"[A-Za-z_][A-Za-z0-9_']*(::[A-Za-z_][A-Za-z0-9_]*)?")
+_FLOAT = re.compile(r"-?[0-9.]+(e[+-][0-9]+)?")
+
+
+def _simple_canonical(attrs: str) -> bool:
+    """A quick yes for the common case (ints, floats, names, refs, sorted keys), no parse."""
+    if '"' in attrs or "[" in attrs:
+        return False
+    keys = []
+    for pair in attrs.split(", "):
+        key, _, value = pair.partition("=")
+        if _NAME.fullmatch(key) is None or value in ("let", "in") or not (
+                _SIMPLE_VALUE.fullmatch(value)
+                or (_FLOAT.fullmatch(value) and repr(float(value)) == value)):
+            return False
+        keys.append(key)
+    return all(a < b for a, b in itertools.pairwise(keys))
+
+
+@functools.lru_cache(maxsize=65536)
+def _checked_attrs(attrs: str) -> str:
+    """Attribute text that reads back as itself (another spelling would be another node)."""
+    from bwsk.lang.parser import parse_records
+
+    if _simple_canonical(attrs):
+        return attrs
+    try:
+        canonical = parse_records(f"p[{attrs}]")[-1][2]
+    except BwskError as exc:
+        raise TermError(f"attributes [{attrs}] cannot be read back: {exc}") from None
+    if canonical != attrs:
+        raise TermError(f"attributes [{attrs}] are not canonical; expected [{canonical}]")
+    return attrs
+
+
 def _atom_text(record: tuple) -> str | None:
     kind = record[0]
     if len(kind) == 1:
         return kind
     if kind == "prim":
         name = _checked(record[1], _NAME, "primitive name")
-        return f"{name}[{record[2]}]" if record[2] else name
+        return f"{name}[{_checked_attrs(record[2])}]" if record[2] else name
     if kind == "ref":
         return "%" + _checked(record[1], _REF, "reference")
     if kind == "proj":
