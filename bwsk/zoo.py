@@ -51,6 +51,7 @@ _MODEL_TYPES = {"gpt2": "gpt2", "bert": "bert-base", "t5": "t5-small", "opt": "o
                 "switch_transformers": "switch-base-8"}
 
 SEQ_LEN = 8
+_SPECIAL_TOKENS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
 
 def names() -> list[str]:
@@ -119,6 +120,11 @@ def _config_kwargs(arch: Arch, layers, d_model, heads, vocab, extra) -> dict[str
         kw[arch.kv] = dm // nh
     if vocab is not None:
         kw["vocab_size"] = int(vocab)
+        default = _default_config(arch)
+        for key in _SPECIAL_TOKENS:  # keep special token ids inside a smaller vocabulary
+            token = getattr(default, key, None)
+            if isinstance(token, int) and token >= int(vocab):
+                kw[key] = int(vocab) - 1
     kw.update(extra)
     return kw
 
