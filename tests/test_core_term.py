@@ -7,6 +7,8 @@ import pickle
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bwsk import _core
 from bwsk.errors import TermError
@@ -80,6 +82,43 @@ def test_build_and_export_round_trip():
     index = {r: k for k, r in enumerate(out.records)}
     assert out.refs[index[("app", index[("prim", "f", "")], index[("ref", "w")])]] == 2
     assert out.refs[-1] == 0
+
+
+@st.composite
+def _record_lists(draw) -> list[tuple]:
+    """Random well-formed postfix records (tuple constructors appear only as arguments)."""
+    atoms = st.sampled_from([("S",), ("K",), ("I",), ("prim", "f", ""), ("prim", "g", "k=1"),
+                             ("ref", "w"), ("proj", 0, 2), ("tuple", 3)])
+    records = [draw(atoms)]
+    tupled = [records[0][0] == "tuple"]  # spine headed by a tuple: never applied here
+    for _ in range(draw(st.integers(0, 30))):
+        choice, last = draw(st.integers(0, 3)), len(records) - 1
+        if choice == 0:
+            records.append(draw(atoms))
+            tupled.append(records[-1][0] == "tuple")
+        elif choice == 1:
+            records.append(("lam", draw(st.sampled_from(["f", "x"])), draw(st.integers(0, last))))
+            tupled.append(False)
+        else:
+            f = draw(st.integers(0, last))
+            if not tupled[f]:
+                records.append(("app", f, draw(st.integers(0, last))))
+                tupled.append(False)
+    return records
+
+
+@settings(max_examples=200, deadline=None)
+@given(_record_lists())
+def test_export_then_build_is_the_identity(records):
+    term = build(records)
+    out = export(term)
+    assert build(out.records) == term
+    assert len(out.records) == term.size == len(set(out.records))
+    edges = [i for r in out.records if r[0] == "app" for i in r[1:]]
+    edges += [r[2] for r in out.records if r[0] == "lam"]
+    assert all(i < k for k, r in enumerate(out.records) if r[0] in ("app", "lam")
+               for i in (r[1:] if r[0] == "app" else r[2:]))
+    assert sum(out.refs) == len(edges) and out.refs[-1] == 0
 
 
 def test_pickle_round_trip():
