@@ -8,6 +8,10 @@ of it in one call (``export``); records are tuples, children before parents::
     ("app", i, j) ("lam", var, i) ("tuple", n) ("proj", i, n)
 
 where ``i``/``j`` index earlier records. Ill-formed input raises ``bwsk.errors.TermError``.
+
+The store lives as long as the process (nodes are never freed, so ids stay valid) and
+remembers every normal form it computed. Native calls release the GIL and take the store's
+lock; a long normalization stops on Ctrl-C.
 """
 
 from __future__ import annotations
