@@ -97,7 +97,6 @@ class _Scopes:
         self.free = _free_vars(records, varnames) if varnames else None
         self.env: dict[str, list[int]] = {}  # var name -> stack of scopes binding it
         self.depth = [0]
-        self.parent = [-1]
         self.lam_scope: dict[int, int] = {}  # key of a printed lambda -> its body's scope
         self.lets: dict[int, list[int]] = {}  # scope -> keys bound there
         self.names: dict[int, str] = {}  # key -> let name
@@ -123,7 +122,6 @@ class _Scopes:
             scope = self.lam_scope[key] = len(self.depth)
             owner = key // self.n
             self.depth.append(self.depth[owner] + 1)
-            self.parent.append(owner)
         self.env.setdefault(self.records[key % self.n][1], []).append(scope)
         return scope
 
