@@ -78,3 +78,23 @@ def test_python_dash_m_entry_point():
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == ["bwsk: error: <term>:1:3: unexpected ')'; expected end of "
                                        "input", "  f )", "    ^"]
+
+
+def _doc_examples():
+    """``bwsk term ACTION "TEXT"  # ... -> RESULT`` lines of the README and docs."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r'bwsk term (\w+) "([^"]*)"\s*#.*-> (.+)$')
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for line in doc.read_text("utf-8").splitlines():
+            match = pattern.search(line)
+            if match:
+                yield match.groups()
+
+
+@pytest.mark.parametrize(("action", "text", "result"), list(_doc_examples()))
+def test_documented_examples(capsys, action, text, result):
+    assert main(["term", action, text]) == 0
+    assert capsys.readouterr().out.strip() == result.strip()
