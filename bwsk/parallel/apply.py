@@ -103,6 +103,20 @@ def _matrix_style(model, name, module, choice, plan, sequence):
     return ColwiseParallel(input_layouts=Replicate(), **output)
 
 
+class TensorsOnly(nn.Module):
+    """Pipelining traces tensors to tensors; HF models return a ModelOutput: keep its logits.
+
+    Parameter names inside a stage gain the prefix ``model.``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args):
+        out = self.model(*args)
+        return out.logits if hasattr(out, "logits") else out
+
+
 @dataclass
 class PipelineRun:
     """This rank's pipeline stage and the GPipe schedule that drives it."""
@@ -125,7 +139,8 @@ def _apply_pipeline(model: nn.Module, plan: dict, mesh, *, example_inputs: tuple
     if batch % microbatches:
         raise PlanError(f"batch {batch} is not divisible into {microbatches} microbatches")
     chunk = tuple(x.chunk(microbatches)[0] for x in example_inputs)
-    pipe = pipeline(model, mb_args=chunk, split_spec={c: SplitPoint.BEGINNING for c in cuts})
+    split = {f"model.{c}": SplitPoint.BEGINNING for c in cuts}
+    pipe = pipeline(TensorsOnly(model), mb_args=chunk, split_spec=split)
     rank = mesh.get_local_rank()
     stage = pipe.build_stage(rank, torch.device("cpu"), group=mesh.get_group())
     schedule = ScheduleGPipe(stage, microbatches, loss_fn=loss_fn)

@@ -113,8 +113,8 @@ def run_pipeline(build, axis_plan, mesh, ids, targets, microbatches: int) -> dic
         return original(ops, desc)
 
     model = build()
-    run = apply(_LogitsOnly(model), axis_plan_for_wrapper(axis_plan), mesh,
-                example_inputs=(ids,), microbatches=microbatches, loss_fn=lm_loss)
+    run = apply(model, axis_plan, mesh, example_inputs=(ids,), microbatches=microbatches,
+                loss_fn=lm_loss)
     sched._batch_p2p = logged
     try:
         losses: list = []
@@ -128,21 +128,6 @@ def run_pipeline(build, axis_plan, mesh, ids, targets, microbatches: int) -> dic
              for n, p in run.stage_module.named_parameters() if p.grad is not None}
     loss = torch.stack(losses).mean() if losses else None
     return {"sends": sends, "grads": grads, "loss": loss}
-
-
-class _LogitsOnly(nn.Module):
-    """Pipelining traces a function of tensors to tensors; HF models return a ModelOutput."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids):
-        return logits_of(self.model(input_ids))
-
-
-def axis_plan_for_wrapper(axis_plan: dict) -> dict:
-    return {**axis_plan, "plan": {f"model.{k}": v for k, v in axis_plan["plan"].items()}}
 
 
 def init(rank: int, world: int, port: int):
