@@ -175,3 +175,17 @@ def test_masked_fill_and_layer_norm_without_affine():
     assert [n.op for n in graph.nodes] == ["layernorm", "greater", "where"]
     got = evaluate(graph, {"x": x.numpy()})[0]
     np.testing.assert_allclose(got, Net()(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_decomposed_elementwise_ops():
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            d = torch.diff(x, dim=1).sum() + torch.diff(x, n=2, dim=0, prepend=x[:1]).sum()
+            soft = torch.nn.functional.softplus(x)
+            return torch.clamp(x, min=-0.5) + soft + d + torch.stack([x, x], 0).sum(0)
+
+    x = torch.randn(4, 5)
+    graph = graph_of(Net(), (x,))
+    assert not [n.op for n in graph.nodes if n.op.startswith("aten::")]
+    got = evaluate(graph, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, Net()(x).numpy(), rtol=1e-5, atol=1e-5)

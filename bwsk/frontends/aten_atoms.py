@@ -21,20 +21,18 @@ ALIASES = {"alias", "dropout", "contiguous", "clone", "detach", "lift_fresh_copy
 # Ops whose result depends only on shapes (and constants), never on input values.
 SHAPE_ONLY = {"zeros_like", "ones_like", "full_like", "empty_like", "new_ones", "new_zeros",
               "new_full", "new_empty", "zeros", "ones", "full", "empty", "arange", "scalar_tensor",
-              "sym_size", "size"}
+              "sym_size", "size", "fill"}
 
-# ATen name -> atom, for ops whose arguments map one to one onto the atom's inputs.
+# ATen name -> atom, for ops whose positional arguments map one to one onto the atom's
+# inputs (keyword arguments such as dtype have no ONNX counterpart and are dropped).
 SIMPLE = {
     "neg": "neg", "abs": "abs", "log": "log", "exp": "exp", "sqrt": "sqrt", "tanh": "tanh",
     "sigmoid": "sigmoid", "relu": "relu", "pow": "pow", "matmul": "matmul", "bmm": "matmul",
     "mm": "matmul", "__and__": "and", "logical_and": "and",
     "__or__": "or", "logical_or": "or", "logical_not": "not", "bitwise_not": "not",
     "reciprocal": "reciprocal", "erf": "erf",
-    "sin": "sin", "cos": "cos", "softplus": "softplus", "hardswish": "hard_swish",
-    "mish": "mish",
-    "hardtanh": "clip", "clamp": "clip", "sign": "sign", "floor": "floor", "ceil": "ceil",
-    "cumsum": "cum_sum", "diff": "diff",
-    "fill": "constant_of_shape",
+    "sin": "sin", "cos": "cos", "hardswish": "hard_swish", "mish": "mish",
+    "hardtanh": "clip", "sign": "sign", "floor": "floor", "ceil": "ceil", "cumsum": "cum_sum",
 }
 
 
@@ -62,6 +60,11 @@ def handler(*names: str):
             HANDLERS[name] = fn
         return fn
     return register
+
+
+def arg(args: tuple, kw: dict, index: int, key: str, default: Any = None) -> Any:
+    """An ATen argument given by position or by keyword."""
+    return args[index] if len(args) > index else kw.get(key, default)
 
 
 def _axis(dim: int, rank: int) -> int:
@@ -379,4 +382,4 @@ def _index(em, n, args, kw):
             like=n)
 
 
-from bwsk.frontends import aten_conv  # noqa: E402, F401 - registers the vision handlers
+from bwsk.frontends import aten_conv, aten_elementwise  # noqa: E402, F401 - registers handlers

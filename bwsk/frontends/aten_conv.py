@@ -6,13 +6,8 @@ Registered into ``aten_atoms.HANDLERS`` on import; attribute names follow ONNX
 
 from __future__ import annotations
 
+from bwsk.frontends.aten_atoms import arg as _arg
 from bwsk.frontends.aten_atoms import handler
-
-
-def _arg(args, kw, index: int, key: str, default):
-    if len(args) > index:
-        return args[index]
-    return kw.get(key, default)
 
 
 def _per_dim(value, rank: int) -> list[int]:
@@ -98,22 +93,6 @@ def _adaptive_avg_pool(em, n, args, kw):
                 out=n.name, like=n)
         return
     em.node("global_average_pool", [em.ref(args[0])], {}, out=n.name, like=n)
-
-
-@handler("silu")
-def _silu(em, n, args, kw):
-    """x · sigmoid(x), as ONNX exporters write it."""
-    em.node("sigmoid", [em.ref(args[0])], {}, out=f"{n.name}.sigmoid", like=n)
-    em.node("mul", [em.ref(args[0]), f"{n.name}.sigmoid"], {}, out=n.name, like=n)
-
-
-@handler("elu")
-def _elu(em, n, args, kw):
-    alpha = float(_arg(args, kw, 1, "alpha", 1.0))
-    if float(_arg(args, kw, 2, "scale", 1.0)) != 1.0 or float(
-            _arg(args, kw, 3, "input_scale", 1.0)) != 1.0:
-        return em.unknown(n)
-    em.node("elu", [em.ref(args[0])], {"alpha": alpha}, out=n.name, like=n)
 
 
 @handler("stack")

@@ -111,8 +111,7 @@ class Emitter:
         elif name in A.HANDLERS:
             A.HANDLERS[name](self, n, n.args, dict(n.kwargs))
         elif name in A.SIMPLE:
-            self.node(A.SIMPLE[name], [self.ref(a) for a in n.args], self._scalar_attrs(n),
-                      out=n.name, like=n)
+            self.node(A.SIMPLE[name], [self.ref(a) for a in n.args], {}, out=n.name, like=n)
         else:
             self.unknown(n)
 
