@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from bwsk.errors import PlanError
 from bwsk.ir import Graph, Node
 from bwsk.parallel.classes import Classes, classes_of
-from bwsk.parallel.problem import PARAMETER, build, parameter_of, seeds_of, value_kind
+from bwsk.parallel.problem import build, parameter_of, seeds_of
 from bwsk.parallel.sharding_rules import shape
 
 PHASES = ("fwd", "bwd", "optim")
@@ -33,7 +33,7 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
     except ValueError as exc:
         raise PlanError(str(exc)) from None
     states = dict(zip(names, out["value_state"], strict=True))
-    records = [r for r in out["records"]]
+    records = list(out["records"])
     sync = _sync_points(g, names, records, params)
     if axis == "data":
         sync = _fuse_gradients(g, sync, itemsize)
@@ -153,17 +153,22 @@ def _module_plan(g: Graph, cls: Classes, states: dict[str, int], axis: str) -> d
         weight = _weight_slot(g, n)
         if weight is not None and n.scope and axis != "data":
             w = n.inputs[weight]
-            state, dims = states[w], cls.dims[w]
-            if state < 0:
-                plan.setdefault(n.scope, "replicate")
-            else:
-                out_dim = 0 if n.op == "gather" else len(dims) - 1
-                plan[n.scope] = "colwise" if state in dims[out_dim] and n.op != "gather" \
-                    else "rowwise" if n.op == "gather" and state in dims[0] \
-                    else "colwise" if n.op == "gather" else "rowwise"
+            choice = _matrix_choice(n.op, states[w], cls.dims[w])
+            if choice != "replicate" or n.scope not in plan:
+                plan[n.scope] = choice
         if n.op in ("layernorm", "rmsnorm") and n.scope and states[n.outputs[0]] in seq:
             plan[n.scope] = "sequence"
     return plan
+
+
+def _matrix_choice(op: str, state: int, dims: list[list[int]]) -> str:
+    """A weight's placement as a torch style: a table [vocab, hidden] split by rows is
+    "rowwise" (vocab-parallel); a matmul weight [in, out] split by outputs is "colwise"."""
+    if state < 0:
+        return "replicate"
+    if op == "gather":
+        return "rowwise" if state in dims[0] else "colwise"
+    return "colwise" if state in dims[-1] else "rowwise"
 
 
 def _weight_slot(g: Graph, n: Node) -> int | None:
@@ -200,11 +205,6 @@ def axis_report(g: Graph, axis: str, world: int, itemsize: int | None = None,
     return search_axis(g, classes_of(g), axis, world, params, itemsize)
 
 
-def value_kinds(g: Graph) -> dict[str, int]:
-    params = parameters_of(g)
-    return {n: value_kind(g, n, params) for n in g.values}
-
-
 def layer_of(where: str) -> str | None:
     """'transformer.h.3.attn' -> 'transformer.h.3' (the repeated block it belongs to)."""
     parts = where.split(".")
@@ -222,5 +222,3 @@ def per_layer(sync: list[dict]) -> dict[str, list[dict]]:
             layers[layer].append(p)
     return dict(layers)
 
-
-__all__ = ["PARAMETER", "axis_report", "per_layer", "search_axis", "totals"]

@@ -1,8 +1,8 @@
 """Measure what an engine really sends, to hold the report to it.
 
-Three views, one per engine: a dispatch mode that logs every functional collective
-DTensor issues (tensor/sequence axes), a DDP communication hook that logs gradient
-buckets (data axis), and profiler events for point-to-point traffic (pipeline axis).
+Two loggers: a dispatch mode that logs every functional collective DTensor issues
+(tensor/sequence axes), and a DDP communication hook that logs gradient buckets (data
+axis). Pipeline sends are logged in bwsk.parallel.verify around the schedule's p2p call.
 """
 
 from __future__ import annotations
@@ -79,14 +79,3 @@ def ddp_byte_logger(log: list[int]):
             lambda fut: fut.value()[0])
 
     return hook
-
-
-def p2p_events(prof) -> Counter:
-    """Count send/recv events in a ``torch.profiler`` trace (gloo names them this way)."""
-    counts: Counter = Counter()
-    for ev in prof.events():
-        name = ev.name.lower()
-        for kind in ("send", "recv"):
-            if kind in name and ("gloo" in name or "c10d" in name or "nccl" in name):
-                counts[kind] += 1
-    return counts
