@@ -98,3 +98,11 @@ def _doc_examples():
 def test_documented_examples(capsys, action, text, result):
     assert main(["term", action, text]) == 0
     assert capsys.readouterr().out.strip() == result.strip()
+
+
+def test_dash_reads_standard_input(monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("-- from a pipe\nB f I\n"))
+    assert main(["term", "normalize", "-"]) == 0
+    assert capsys.readouterr().out == "f\n"
