@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         err.print(f"wrote {write_json(analysis, args.json)}", highlight=False, markup=False)
     if args.dot:
-        out = write_dot(analysis, args.dot)
+        with err.status(f"drawing {args.dot} …"):
+            out = write_dot(analysis, args.dot)
         if out.image_path is None and Path(args.dot).suffix.lower() not in DOT_SUFFIXES:
             print(f"bwsk: {out.message}", file=sys.stderr)  # shown even with --quiet
         else:
