@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 
+import onnx
+
 from bwsk.analysis.result import BlockVerdict
 from bwsk.catalogue import Judgement
 from bwsk.catalogue.run import opset_of
 from bwsk.ir import Graph
 
+BLOCK_TRIES = 4  # lifted witness attempts executed across all blocks of one analysis
 _KINDS = (("coupling", "coupling"), ("attn", "attention"), ("attention", "attention"),
           ("mlp", "mlp"), ("ffn", "mlp"), ("feed_forward", "mlp"), ("dense", "mlp"),
           ("residual", "residual"))
@@ -50,7 +53,8 @@ def subgraph(graph: Graph, members: list[int], name: str) -> Graph:
     outputs = [o for k in members for o in graph.nodes[k].outputs
                if o and (o in used_outside or o in graph.outputs)]
     sub = Graph(name, inputs, outputs, graph.values, [graph.nodes[k] for k in members])
-    sub.opset = opset_of(graph)
+    if isinstance(getattr(graph, "source", None), onnx.ModelProto):
+        sub.opset = opset_of(graph)
     return sub
 
 
@@ -75,6 +79,7 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
     from bwsk.analysis.engine import prove
 
     out: list[BlockVerdict] = []
+    budget = [BLOCK_TRIES]
     first: dict[tuple, tuple[str, str, str, list[str]]] = {}
     for name, members in scopes(graph).items():
         if len(members) < 2 or len(members) == len(graph.nodes):
@@ -89,7 +94,7 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
             src, verdict, reason, conds = first[sig]
             out.append(BlockVerdict(name, kind, nodes, verdict, reason, conds, repeat_of=src))
             continue
-        result = prove(sub, [judgements[k] for k in members])
+        result = prove(sub, [judgements[k] for k in members], budget=budget)
         repeat = first[sig][0] if sig in first else None
         first.setdefault(sig, (name, result.verdict, result.reason, result.conditions))
         out.append(BlockVerdict(name, kind, nodes, result.verdict, result.reason,

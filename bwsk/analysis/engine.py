@@ -50,7 +50,8 @@ def _blocking(graph: Graph, judgements: list[Judgement], known: set[str]) -> lis
     return out
 
 
-def prove(graph: Graph, judgements: list[Judgement], runner: Runner | None = None) -> Analysis:
+def prove(graph: Graph, judgements: list[Judgement], runner: Runner | None = None,
+          budget: list[int] | None = None) -> Analysis:
     """The verdict of ``graph`` as a function of its variable inputs."""
     nodes = node_verdicts(graph, judgements)
     rec = recover(graph, judgements, set(graph.outputs))
@@ -66,7 +67,7 @@ def prove(graph: Graph, judgements: list[Judgement], runner: Runner | None = Non
     rng = np.random.default_rng(SEED)
     runner = runner or Runner(graph)
     with np.errstate(all="ignore"):
-        search = find_witness(graph, judgements, runner, random_inputs(graph, rng), rng)
+        search = find_witness(graph, judgements, runner, random_inputs(graph, rng), rng, budget)
     if search.witness is not None:
         analysis = Analysis(graph.name, graph, "K", search.reason, nodes, witness=search.witness)
         analysis.extra["witness_failures"] = search.failures

@@ -43,7 +43,10 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
              if graph.is_const(n)]
     body = helper.make_graph([node_proto(n) for n in graph.nodes], graph.name or "g",
                              [info(i) for i in graph.inputs], [info(o) for o in graph.outputs], inits)
-    return helper.make_model(body, opset_imports=[helper.make_opsetid("", opset_of(graph))])
+    # graphs from torch carry no opset: 21 is the newest onnxruntime runs everywhere
+    opset = opset_of(graph) if isinstance(getattr(graph, "source", None), onnx.ModelProto) or \
+        getattr(graph, "opset", None) else 21
+    return helper.make_model(body, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
 
 
 class Runner:
@@ -103,6 +106,8 @@ class Runner:
     def _ort(self, feeds):
         import onnxruntime as ort
 
+        if self.model is None:
+            self.model = to_onnx(self.graph)
         if self._session is None:
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
@@ -117,12 +122,23 @@ class Runner:
 
 
 def evaluate(graph: Graph, feeds: dict[str, np.ndarray], wanted: set[str]) -> dict[str, np.ndarray]:
-    """Values of ``wanted`` (and their ancestors) by running nodes one at a time."""
+    """Values of ``wanted``: the prefix as one onnxruntime model, else node by node."""
     env = dict(feeds)
     need = set(wanted)
     for node in reversed(graph.nodes):
         if any(o in need for o in node.outputs):
             need.update(x for x in node.inputs if x)
+    missing = sorted(w for w in wanted if w not in env)
+    nodes = [n for n in graph.nodes if any(o in need for o in n.outputs)]
+    if missing and nodes:
+        prefix = Graph("prefix", [i for i in graph.inputs if i in need], missing, graph.values, nodes)
+        if getattr(graph, "opset", None) or isinstance(getattr(graph, "source", None), onnx.ModelProto):
+            prefix.opset = opset_of(graph)
+        try:
+            env.update(zip(missing, Runner(prefix)._ort(feeds)))
+            return env
+        except Exception:  # noqa: BLE001 - onnxruntime cannot take it: go node by node
+            pass
     for node in graph.nodes:
         if any(o in need for o in node.outputs) and not all(o in env for o in node.outputs if o):
             outs = run_node(graph, node, [(graph.values[x].const if graph.is_const(x) else env.get(x))

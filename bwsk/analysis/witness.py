@@ -106,7 +106,10 @@ def _unused(graph: Graph, base: dict) -> tuple[dict, dict, str] | None:
 
 
 def find_witness(graph: Graph, judgements: list[Judgement], runner: Runner, base: dict,
-                 rng: np.random.Generator) -> Search:
+                 rng: np.random.Generator, budget: list[int] | None = None) -> Search:
+    """Unused inputs first, then lifted node collisions; ``budget`` (a shared one-element
+    counter) caps the lifted attempts that get executed."""
+    budget = budget if budget is not None else [MAX_TRIES]
     failures: list[str] = []
     unused = _unused(graph, base)
     if unused is not None:
@@ -115,16 +118,16 @@ def find_witness(graph: Graph, judgements: list[Judgement], runner: Runner, base
         if problem is None:
             return Search(Witness(a, b), why, failures)
         failures.append(f"unused-input witness failed: {problem}")
-    tries, env = 0, dict(base)
+    env = dict(base)
     for k, j in enumerate(judgements):
-        if j.verdict != "K" or j.collide is None or tries >= MAX_TRIES:
+        if j.verdict != "K" or j.collide is None or budget[0] <= 0:
             continue
         node = graph.nodes[k]
         var = {node.inputs[i] for i in graph.variable_inputs(node)}
         up, _ = ancestors(graph, var)
         if not only_through(graph, k, {n for n in graph.inputs if n in up} | var):
             continue
-        tries += 1
+        budget[0] -= 1
         try:
             a, b = _lift(graph, judgements, k, base, env, rng)
             problem = verify(runner, graph, a, b)

@@ -36,9 +36,21 @@ def spectrum(m: np.ndarray) -> tuple[float, float, float]:
     return float(s.min()), float(s.max()), tol
 
 
-def null_vector(m: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A v with m @ v ~ 0, scaled to max |v| = 1: a random vector minus its row-space part
-    (one small solve in the row dimension instead of a full SVD)."""
+_NULL: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def null_vector(m: np.ndarray) -> np.ndarray:
+    """A v with m @ v ~ 0, scaled to max |v| = 1 (cached per matrix: blocks share nodes)."""
+    hit = _NULL.get(id(m))
+    if hit is None or hit[0] is not m:
+        if len(_NULL) > 64:
+            _NULL.clear()
+        hit = _NULL[id(m)] = (m, _null_vector(m))
+    return hit[1]
+
+
+def _null_vector(m: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A random vector minus its row-space part: one solve in the row dimension, no SVD."""
     a = np.asarray(m, np.float64)
     r = np.random.default_rng(seed).standard_normal(a.shape[1])
     try:  # full row rank (the usual case: fewer outputs than inputs): a plain LU solve
