@@ -19,16 +19,27 @@ RNG = np.random.default_rng(0)
 def make_model(nodes, inputs, outputs, inits=None, shape=(2, 4)) -> onnx.ModelProto:
     """A float model: ``inputs`` of ``shape``; ``inits`` maps names to constant arrays."""
     ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape)) for n in inputs]
-    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape) if n in inputs else None)
-            for n in outputs]
-    consts = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in (inits or {}).items()]
-    graph = helper.make_graph([helper.make_node(*n[:3], **(n[3] if len(n) > 3 else {})) for n in nodes],
-                              "g", ins, outs, consts)
+    outs = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape) if n in inputs else None)
+        for n in outputs
+    ]
+    consts = [
+        numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in (inits or {}).items()
+    ]
+    graph = helper.make_graph(
+        [helper.make_node(*n[:3], **(n[3] if len(n) > 3 else {})) for n in nodes],
+        "g",
+        ins,
+        outs,
+        consts,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
 
 
 def run(model, feeds):
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )
 
 
 def check_inverse(model, analysis, shape=(2, 4)):
@@ -43,7 +54,7 @@ def check_witness(model, analysis):
     w = analysis.witness
     diff = max(np.abs(w.a[n] - w.b[n]).max() for n in w.a)
     assert diff >= 1e-3
-    for p, q in zip(run(model, w.a), run(model, w.b)):
+    for p, q in zip(run(model, w.a), run(model, w.b), strict=False):
         np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
 
 
@@ -63,8 +74,14 @@ def test_native_fixpoint_orders_the_inverse_program():
 
 
 def test_additive_coupling_is_S_for_any_F_and_G():
-    nodes = [("MatMul", ["x2", "W"], ["a"]), ("Relu", ["a"], ["f"]), ("Add", ["x1", "f"], ["y1"]),
-             ("MatMul", ["y1", "V"], ["b"]), ("Abs", ["b"], ["g"]), ("Add", ["x2", "g"], ["y2"])]
+    nodes = [
+        ("MatMul", ["x2", "W"], ["a"]),
+        ("Relu", ["a"], ["f"]),
+        ("Add", ["x1", "f"], ["y1"]),
+        ("MatMul", ["y1", "V"], ["b"]),
+        ("Abs", ["b"], ["g"]),
+        ("Add", ["x2", "g"], ["y2"]),
+    ]
     zero_rank = np.zeros((4, 4), np.float32)  # F, G may erase everything
     model = make_model(nodes, ["x1", "x2"], ["y1", "y2"], {"W": zero_rank, "V": square()})
     a = bwsk.analyze(model)
@@ -74,8 +91,13 @@ def test_additive_coupling_is_S_for_any_F_and_G():
 
 
 def test_affine_coupling_uses_exp_as_nonzero_scale():
-    nodes = [("MatMul", ["x2", "W"], ["s"]), ("Exp", ["s"], ["e"]), ("Mul", ["x1", "e"], ["m"]),
-             ("Add", ["m", "x2"], ["y1"]), ("Identity", ["x2"], ["y2"])]
+    nodes = [
+        ("MatMul", ["x2", "W"], ["s"]),
+        ("Exp", ["s"], ["e"]),
+        ("Mul", ["x1", "e"], ["m"]),
+        ("Add", ["m", "x2"], ["y1"]),
+        ("Identity", ["x2"], ["y2"]),
+    ]
     model = make_model(nodes, ["x1", "x2"], ["y1", "y2"], {"W": square()})
     a = bwsk.analyze(model)
     assert a.verdict == "S", a.reason
@@ -84,8 +106,9 @@ def test_affine_coupling_uses_exp_as_nonzero_scale():
 
 @pytest.mark.parametrize("op, attrs, erased", [("Softmax", {"axis": -1}, 2), ("Relu", {}, None)])
 def test_erasing_op_gets_an_executed_witness(op, attrs, erased):
-    model = make_model([("MatMul", ["x", "W"], ["h"]), (op, ["h"], ["y"], attrs)], ["x"], ["y"],
-                       {"W": square()})
+    model = make_model(
+        [("MatMul", ["x", "W"], ["h"]), (op, ["h"], ["y"], attrs)], ["x"], ["y"], {"W": square()}
+    )
     a = bwsk.analyze(model)
     assert a.verdict == "K", a.reason
     assert a.nodes[1].erased_dims == erased
@@ -93,8 +116,12 @@ def test_erasing_op_gets_an_executed_witness(op, attrs, erased):
 
 
 def test_layernorm_is_shift_invariant_and_erases_one_per_vector():
-    model = make_model([("LayerNormalization", ["x", "g", "b"], ["y"], {"epsilon": 1e-5})], ["x"],
-                       ["y"], {"g": np.ones(4), "b": np.zeros(4)})
+    model = make_model(
+        [("LayerNormalization", ["x", "g", "b"], ["y"], {"epsilon": 1e-5})],
+        ["x"],
+        ["y"],
+        {"g": np.ones(4), "b": np.zeros(4)},
+    )
     a = bwsk.analyze(model)
     assert a.verdict == "K" and a.nodes[0].erased_dims == 2
     check_witness(model, a)
@@ -111,7 +138,9 @@ def test_rank_deficient_weight_reports_singular_value_and_kernel_witness():
     full = make_model([("MatMul", ["x", "W"], ["y"])], ["x"], ["y"], {"W": square()})
     assert bwsk.analyze(full).verdict == "S"
     no_weights = bwsk.analyze(full, weights=False)
-    assert no_weights.verdict == "GRAY" and any("full column rank" in c for c in no_weights.conditions)
+    assert no_weights.verdict == "GRAY" and any(
+        "full column rank" in c for c in no_weights.conditions
+    )
 
 
 def test_projection_to_fewer_dims_is_K_without_reading_weights():
@@ -152,10 +181,15 @@ def test_residual_without_weight_bound_is_gray_and_inverse_refuses():
 
 def test_unknown_op_is_gray_with_domain():
     node = helper.make_node("Fancy", ["x"], ["y"], domain="com.example")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, [2])],
-                              [helper.make_tensor_value_info("y", 1, [2])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
-                                                    helper.make_opsetid("com.example", 1)])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", 1, [2])],
+        [helper.make_tensor_value_info("y", 1, [2])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)]
+    )
     a = bwsk.analyze(model)
     assert a.verdict == "GRAY" and a.nodes[0].reason == "unknown op com.example::Fancy"
 

@@ -15,12 +15,27 @@ RNG = np.random.default_rng(7)
 FULL = (RNG.standard_normal((4, 4)) / 2).astype(np.float32)
 LOW = FULL.copy()
 LOW[:, 3] = LOW[:, 0] - LOW[:, 2]  # rank 3
-CONSTS = {"W": FULL, "L": LOW, "c": np.array([0.5, -1.0, 2.0, 0.25], np.float32),
-          "z": np.array([1.0, 0.0, 2.0, 3.0], np.float32), "g": np.ones(4, np.float32),
-          "b": np.zeros(4, np.float32)}
-UNARY = [("Tanh", {}), ("Sigmoid", {}), ("Relu", {}), ("Abs", {}), ("Neg", {}),
-         ("LeakyRelu", {"alpha": 0.1}), ("Elu", {}), ("Softplus", {}), ("Softmax", {"axis": -1}),
-         ("Sin", {}), ("Identity", {})]
+CONSTS = {
+    "W": FULL,
+    "L": LOW,
+    "c": np.array([0.5, -1.0, 2.0, 0.25], np.float32),
+    "z": np.array([1.0, 0.0, 2.0, 3.0], np.float32),
+    "g": np.ones(4, np.float32),
+    "b": np.zeros(4, np.float32),
+}
+UNARY = [
+    ("Tanh", {}),
+    ("Sigmoid", {}),
+    ("Relu", {}),
+    ("Abs", {}),
+    ("Neg", {}),
+    ("LeakyRelu", {"alpha": 0.1}),
+    ("Elu", {}),
+    ("Softplus", {}),
+    ("Softmax", {"axis": -1}),
+    ("Sin", {}),
+    ("Identity", {}),
+]
 WITH_CONST = [("Add", "c"), ("Mul", "c"), ("Mul", "z"), ("MatMul", "W"), ("MatMul", "L")]
 BINARY = ["Add", "Sub", "Mul"]
 
@@ -47,12 +62,15 @@ def graphs(draw):
         pool.append(out)
     outs = sorted({pool[-1], draw(st.sampled_from(pool))})
     used = {x for n in nodes for x in n[1]}
-    return make_model(nodes, [f"x{i}" for i in range(n_in)], outs,
-                      {k: v for k, v in CONSTS.items() if k in used})
+    return make_model(
+        nodes, [f"x{i}" for i in range(n_in)], outs, {k: v for k, v in CONSTS.items() if k in used}
+    )
 
 
 def run(model, feeds):
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )
 
 
 def search_collision(model, feeds) -> bool:
@@ -63,7 +81,9 @@ def search_collision(model, feeds) -> bool:
             y = x.copy()
             y.reshape(-1)[i] += 0.5
             outs = run(model, {**feeds, name: y})
-            if all(np.allclose(p, q, rtol=1e-6, atol=1e-7) for p, q in zip(base, outs)):
+            if all(
+                np.allclose(p, q, rtol=1e-6, atol=1e-7) for p, q in zip(base, outs, strict=False)
+            ):
                 return True
     return False
 
@@ -73,7 +93,9 @@ def search_collision(model, feeds) -> bool:
 def test_verdicts_are_sound(model):
     analysis = bwsk.analyze(model)
     if analysis.verdict == "S":
-        feeds = {i.name: (RNG.standard_normal((2, 4)) / 2).astype(np.float32) for i in model.graph.input}
+        feeds = {
+            i.name: (RNG.standard_normal((2, 4)) / 2).astype(np.float32) for i in model.graph.input
+        }
         assert not search_collision(model, feeds)
         back = analysis.inverse(*run(model, feeds))
         for name, x in feeds.items():
@@ -81,5 +103,5 @@ def test_verdicts_are_sound(model):
     elif analysis.verdict == "K":
         w = analysis.witness
         assert max(np.abs(w.a[n] - w.b[n]).max() for n in w.a) >= 1e-3
-        for p, q in zip(run(model, w.a), run(model, w.b)):
+        for p, q in zip(run(model, w.a), run(model, w.b), strict=False):
             np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)

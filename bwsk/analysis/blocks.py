@@ -14,9 +14,16 @@ from bwsk.catalogue.run import opset_of
 from bwsk.ir import Graph
 
 BLOCK_TRIES = 4  # lifted witness attempts executed across all blocks of one analysis
-_KINDS = (("coupling", "coupling"), ("attn", "attention"), ("attention", "attention"),
-          ("mlp", "mlp"), ("ffn", "mlp"), ("feed_forward", "mlp"), ("dense", "mlp"),
-          ("residual", "residual"))
+_KINDS = (
+    ("coupling", "coupling"),
+    ("attn", "attention"),
+    ("attention", "attention"),
+    ("mlp", "mlp"),
+    ("ffn", "mlp"),
+    ("feed_forward", "mlp"),
+    ("dense", "mlp"),
+    ("residual", "residual"),
+)
 
 
 def kind_of(scope: str, nodes: list) -> str:
@@ -50,8 +57,12 @@ def subgraph(graph: Graph, members: list[int], name: str) -> Graph:
                 seen.add(x)
                 inputs.append(x)
     used_outside = {x for k, n in enumerate(graph.nodes) if k not in inside for x in n.inputs}
-    outputs = [o for k in members for o in graph.nodes[k].outputs
-               if o and (o in used_outside or o in graph.outputs)]
+    outputs = [
+        o
+        for k in members
+        for o in graph.nodes[k].outputs
+        if o and (o in used_outside or o in graph.outputs)
+    ]
     sub = Graph(name, inputs, outputs, graph.values, [graph.nodes[k] for k in members])
     if isinstance(getattr(graph, "source", None), onnx.ModelProto):
         sub.opset = opset_of(graph)
@@ -61,17 +72,25 @@ def subgraph(graph: Graph, members: list[int], name: str) -> Graph:
 def signature(graph: Graph, members: list[int]) -> tuple:
     """Structure up to renaming: ops, attrs, shapes and wiring (weights excluded)."""
     local: dict[str, int] = {}
+
     def ref(name):
         if not name:
             return ""
         if graph.is_const(name):
             return ("c", graph.values[name].shape)
         return local.setdefault(name, len(local))
+
     rows = []
     for k in members:
         n = graph.nodes[k]
-        rows.append((n.op, repr(sorted((a, repr(v)) for a, v in n.attrs.items())),
-                     tuple(ref(x) for x in n.inputs), tuple(ref(o) for o in n.outputs)))
+        rows.append(
+            (
+                n.op,
+                repr(sorted((a, repr(v)) for a, v in n.attrs.items())),
+                tuple(ref(x) for x in n.inputs),
+                tuple(ref(o) for o in n.outputs),
+            )
+        )
     return tuple(rows)
 
 
@@ -97,6 +116,15 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
         result = prove(sub, [judgements[k] for k in members], budget=budget)
         repeat = first[sig][0] if sig in first else None
         first.setdefault(sig, (name, result.verdict, result.reason, result.conditions))
-        out.append(BlockVerdict(name, kind, nodes, result.verdict, result.reason,
-                                result.conditions, repeat_of=repeat))
+        out.append(
+            BlockVerdict(
+                name,
+                kind,
+                nodes,
+                result.verdict,
+                result.reason,
+                result.conditions,
+                repeat_of=repeat,
+            )
+        )
     return out

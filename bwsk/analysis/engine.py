@@ -34,14 +34,25 @@ def load(model: Any, input_shapes: dict | None) -> Graph:
 
 
 def node_verdicts(graph: Graph, judgements: list[Judgement]) -> list[NodeVerdict]:
-    return [NodeVerdict(n.name, n.op, j.verdict, j.reason, j.erased_dims, list(j.conditions),
-                        j.bijective, j.well_conditioned) for n, j in zip(graph.nodes, judgements)]
+    return [
+        NodeVerdict(
+            n.name,
+            n.op,
+            j.verdict,
+            j.reason,
+            j.erased_dims,
+            list(j.conditions),
+            j.bijective,
+            j.well_conditioned,
+        )
+        for n, j in zip(graph.nodes, judgements, strict=False)
+    ]
 
 
 def _blocking(graph: Graph, judgements: list[Judgement], known: set[str]) -> list[str]:
     """Conditions of the non-S nodes where recovery stopped (an output known, an input not)."""
     out = []
-    for node, j in zip(graph.nodes, judgements):
+    for node, j in zip(graph.nodes, judgements, strict=False):
         if j.verdict == "S" or not any(o in known for o in node.outputs):
             continue
         if all(x in known for x in node.inputs if x):
@@ -50,19 +61,33 @@ def _blocking(graph: Graph, judgements: list[Judgement], known: set[str]) -> lis
     return out
 
 
-def prove(graph: Graph, judgements: list[Judgement], runner: Runner | None = None,
-          budget: list[int] | None = None) -> Analysis:
+def prove(
+    graph: Graph,
+    judgements: list[Judgement],
+    runner: Runner | None = None,
+    budget: list[int] | None = None,
+) -> Analysis:
     """The verdict of ``graph`` as a function of its variable inputs."""
     nodes = node_verdicts(graph, judgements)
     rec = recover(graph, judgements, set(graph.outputs))
     if all(n in rec.known for n in graph.inputs):
-        program = InverseProgram(graph, judgements, rec.steps, list(graph.outputs), list(graph.inputs))
+        program = InverseProgram(
+            graph, judgements, rec.steps, list(graph.outputs), list(graph.inputs)
+        )
         flags = [judgements[k] for k, s in rec.steps if s >= 0]
-        analysis = Analysis(graph.name, graph, "S", "every input is recovered from the outputs",
-                            nodes, inverse=program)
-        analysis.extra.update(bijective=all(j.bijective for j in flags) and bool(graph.inputs),
-                              well_conditioned=all(j.well_conditioned for j in flags),
-                              inverse_steps=program.describe())
+        analysis = Analysis(
+            graph.name,
+            graph,
+            "S",
+            "every input is recovered from the outputs",
+            nodes,
+            inverse=program,
+        )
+        analysis.extra.update(
+            bijective=all(j.bijective for j in flags) and bool(graph.inputs),
+            well_conditioned=all(j.well_conditioned for j in flags),
+            inverse_steps=program.describe(),
+        )
         return analysis
     rng = np.random.default_rng(SEED)
     runner = runner or Runner(graph)

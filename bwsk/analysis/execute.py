@@ -39,13 +39,25 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
         return helper.make_tensor_value_info(name, elem, None if v.shape is None else list(v.shape))
 
     used = {x for n in graph.nodes for x in n.inputs if x}
-    inits = [numpy_helper.from_array(np.asarray(graph.values[n].const), n) for n in sorted(used)
-             if graph.is_const(n)]
-    body = helper.make_graph([node_proto(n) for n in graph.nodes], graph.name or "g",
-                             [info(i) for i in graph.inputs], [info(o) for o in graph.outputs], inits)
+    inits = [
+        numpy_helper.from_array(np.asarray(graph.values[n].const), n)
+        for n in sorted(used)
+        if graph.is_const(n)
+    ]
+    body = helper.make_graph(
+        [node_proto(n) for n in graph.nodes],
+        graph.name or "g",
+        [info(i) for i in graph.inputs],
+        [info(o) for o in graph.outputs],
+        inits,
+    )
     # graphs from torch carry no opset: 21 is the newest onnxruntime runs everywhere
-    opset = opset_of(graph) if isinstance(getattr(graph, "source", None), onnx.ModelProto) or \
-        getattr(graph, "opset", None) else 21
+    opset = (
+        opset_of(graph)
+        if isinstance(getattr(graph, "source", None), onnx.ModelProto)
+        or getattr(graph, "opset", None)
+        else 21
+    )
     return helper.make_model(body, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
 
 
@@ -70,7 +82,7 @@ class Runner:
             return self._ort(feeds)
         except UnsupportedModelError:
             raise
-        except Exception:  # noqa: BLE001 - onnxruntime lacks the op or the type: use the reference
+        except Exception:
             pass
         try:
             if self._reference is None:
@@ -78,8 +90,10 @@ class Runner:
 
                 self._reference = ReferenceEvaluator(self.model)
             return [np.asarray(x) for x in self._reference.run(names, feeds)]
-        except Exception as exc:  # noqa: BLE001
-            raise UnsupportedModelError(f"cannot execute {self.graph.name}: {type(exc).__name__}") from exc
+        except Exception as exc:
+            raise UnsupportedModelError(
+                f"cannot execute {self.graph.name}: {type(exc).__name__}"
+            ) from exc
 
     def _torch(self, feeds):
         """The nn.Module itself on the graph's inputs, in order; outputs flattened."""
@@ -89,7 +103,7 @@ class Runner:
         try:
             with torch.no_grad():
                 out = self.module.eval()(*args)
-        except Exception as exc:  # noqa: BLE001 - any failure leaves the witness unverified
+        except Exception as exc:
             raise UnsupportedModelError(f"cannot execute the module: {type(exc).__name__}") from exc
         flat = []
         stack = [out.to_tuple() if hasattr(out, "to_tuple") else out]
@@ -115,10 +129,14 @@ class Runner:
             model = onnx.ModelProto()
             model.CopyFrom(self.model)
             model.ir_version = min(model.ir_version, 10)  # onnxruntime lags onnx's IR version
-            self._session = ort.InferenceSession(model.SerializeToString(), opts,
-                                                 providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+            )
         wanted = {i.name for i in self._session.get_inputs()}
-        return [np.asarray(x) for x in self._session.run(None, {k: v for k, v in feeds.items() if k in wanted})]
+        return [
+            np.asarray(x)
+            for x in self._session.run(None, {k: v for k, v in feeds.items() if k in wanted})
+        ]
 
 
 def evaluate(graph: Graph, feeds: dict[str, np.ndarray], wanted: set[str]) -> dict[str, np.ndarray]:
@@ -131,17 +149,27 @@ def evaluate(graph: Graph, feeds: dict[str, np.ndarray], wanted: set[str]) -> di
     missing = sorted(w for w in wanted if w not in env)
     nodes = [n for n in graph.nodes if any(o in need for o in n.outputs)]
     if missing and nodes:
-        prefix = Graph("prefix", [i for i in graph.inputs if i in need], missing, graph.values, nodes)
-        if getattr(graph, "opset", None) or isinstance(getattr(graph, "source", None), onnx.ModelProto):
+        prefix = Graph(
+            "prefix", [i for i in graph.inputs if i in need], missing, graph.values, nodes
+        )
+        if getattr(graph, "opset", None) or isinstance(
+            getattr(graph, "source", None), onnx.ModelProto
+        ):
             prefix.opset = opset_of(graph)
         try:
-            env.update(zip(missing, Runner(prefix)._ort(feeds)))
+            env.update(zip(missing, Runner(prefix)._ort(feeds), strict=False))
             return env
-        except Exception:  # noqa: BLE001 - onnxruntime cannot take it: go node by node
+        except Exception:
             pass
     for node in graph.nodes:
         if any(o in need for o in node.outputs) and not all(o in env for o in node.outputs if o):
-            outs = run_node(graph, node, [(graph.values[x].const if graph.is_const(x) else env.get(x))
-                                          if x else None for x in node.inputs])
-            env.update({o: v for o, v in zip(node.outputs, outs) if o})
+            outs = run_node(
+                graph,
+                node,
+                [
+                    (graph.values[x].const if graph.is_const(x) else env.get(x)) if x else None
+                    for x in node.inputs
+                ],
+            )
+            env.update({o: v for o, v in zip(node.outputs, outs, strict=False) if o})
     return env

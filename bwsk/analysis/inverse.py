@@ -19,8 +19,9 @@ class Recovery:
     steps: list[tuple[int, int]]  # (node index, input slot or -1 for a forward run)
 
 
-def recover(graph: Graph, judgements: list[Judgement], known: set[str],
-            nodes: list[int] | None = None) -> Recovery:
+def recover(
+    graph: Graph, judgements: list[Judgement], known: set[str], nodes: list[int] | None = None
+) -> Recovery:
     """Every value recoverable from ``known`` (plus constants) using the given nodes."""
     chosen = range(len(graph.nodes)) if nodes is None else nodes
     ids: dict[str, int] = {}
@@ -38,27 +39,40 @@ def recover(graph: Graph, judgements: list[Judgement], known: set[str],
         out_need += [int(i in needs) for i in outs]
         in_off.append(len(in_ids))
         out_off.append(len(out_ids))
-    start = [vid(n) for n in known] + [ids[n] for n, v in graph.values.items()
-                                        if v.is_const and n in ids]
-    flags, steps = _core.prove_recoverable(len(ids), in_off, in_ids, in_rec, out_off, out_ids,
-                                           out_need, start)
+    start = [vid(n) for n in known] + [
+        ids[n] for n, v in graph.values.items() if v.is_const and n in ids
+    ]
+    flags, steps = _core.prove_recoverable(
+        len(ids), in_off, in_ids, in_rec, out_off, out_ids, out_need, start
+    )
     names = {i: n for n, i in ids.items()}
     order = list(chosen)
-    return Recovery({names[i] for i, f in enumerate(flags) if f} | set(known),
-                    [(order[k], -1 if s < 0 else slots[k][s]) for k, s in steps])
+    return Recovery(
+        {names[i] for i, f in enumerate(flags) if f} | set(known),
+        [(order[k], -1 if s < 0 else slots[k][s]) for k, s in steps],
+    )
 
 
 class InverseProgram:
     """Outputs in, inputs out: ``program(*outputs)`` or ``program({name: array})``."""
 
-    def __init__(self, graph: Graph, judgements: list[Judgement], steps: list[tuple[int, int]],
-                 known: list[str], wanted: list[str]):
+    def __init__(
+        self,
+        graph: Graph,
+        judgements: list[Judgement],
+        steps: list[tuple[int, int]],
+        known: list[str],
+        wanted: list[str],
+    ):
         self.graph, self.judgements, self.steps = graph, judgements, steps
         self.known, self.wanted = known, wanted
 
     def __call__(self, *args, **kwargs) -> dict[str, np.ndarray]:
-        feeds = dict(args[0]) if len(args) == 1 and isinstance(args[0], dict) else \
-            dict(zip(self.known, args))
+        feeds = (
+            dict(args[0])
+            if len(args) == 1 and isinstance(args[0], dict)
+            else dict(zip(self.known, args, strict=False))
+        )
         feeds.update(kwargs)
         missing = [n for n in self.known if n not in feeds]
         if missing:
@@ -75,7 +89,7 @@ class InverseProgram:
             ins = [env.get(x) if x else None for x in node.inputs]
             if slot < 0:
                 outs = run_node(self.graph, node, ins)
-                env.update({o: v for o, v in zip(node.outputs, outs) if o})
+                env.update({o: v for o, v in zip(node.outputs, outs, strict=False) if o})
             else:
                 outs = [env.get(o) if o else None for o in node.outputs]
                 env[node.inputs[slot]] = np.asarray(self.judgements[k].invert(slot, ins, outs))

@@ -10,11 +10,33 @@ from bwsk.catalogue import ALONE, Judgement, run_node
 from bwsk.ir import Graph, Node
 
 # Global Lipschitz constants of 1-Lipschitz-or-better elementwise and routing ops.
-_UNIT = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "identity": 1.0, "neg": 1.0, "abs": 1.0,
-         "sin": 1.0, "cos": 1.0, "atan": 1.0, "softsign": 1.0, "softplus": 1.0, "dropout": 1.0,
-         "reshape": 1.0, "transpose": 1.0, "flatten": 1.0, "squeeze": 1.0, "unsqueeze": 1.0,
-         "erf": 2 / np.sqrt(np.pi), "gelu": 1.13, "swish": 1.1, "slice": 1.0, "split": 1.0,
-         "max_pool": 1.0, "hard_sigmoid": 0.2, "mish": 1.09}
+_UNIT = {
+    "tanh": 1.0,
+    "sigmoid": 0.25,
+    "relu": 1.0,
+    "identity": 1.0,
+    "neg": 1.0,
+    "abs": 1.0,
+    "sin": 1.0,
+    "cos": 1.0,
+    "atan": 1.0,
+    "softsign": 1.0,
+    "softplus": 1.0,
+    "dropout": 1.0,
+    "reshape": 1.0,
+    "transpose": 1.0,
+    "flatten": 1.0,
+    "squeeze": 1.0,
+    "unsqueeze": 1.0,
+    "erf": 2 / np.sqrt(np.pi),
+    "gelu": 1.13,
+    "swish": 1.1,
+    "slice": 1.0,
+    "split": 1.0,
+    "max_pool": 1.0,
+    "hard_sigmoid": 0.2,
+    "mish": 1.09,
+}
 MAX_ITER, TOL = 500, 1e-7
 
 
@@ -89,8 +111,11 @@ def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> None:
             bound = lipschitz(graph, x, members) if weights else None
             j = judgements[k]
             if bound is None or bound >= 1:
-                why = "weights not read" if not weights else (
-                    "no bound" if bound is None else f"bound {bound:.3g}")
+                why = (
+                    "weights not read"
+                    if not weights
+                    else ("no bound" if bound is None else f"bound {bound:.3g}")
+                )
                 j.conditions.append(f"Lip(f) < 1 for the residual branch {r} ({why})")
                 continue
             j.recover[slot] = ALONE
@@ -109,13 +134,16 @@ def _fixed_point(graph: Graph, x: str, r: str, members: list[int], plain):
             env = {x: guess.astype(outs[0].dtype)}
             for k in members:
                 node = graph.nodes[k]
-                args = [env.get(i, graph.values[i].const if graph.is_const(i) else None) if i else None
-                        for i in node.inputs]
-                env.update(zip(node.outputs, run_node(graph, node, args)))
+                args = [
+                    env.get(i, graph.values[i].const if graph.is_const(i) else None) if i else None
+                    for i in node.inputs
+                ]
+                env.update(zip(node.outputs, run_node(graph, node, args), strict=False))
             nxt = y - np.asarray(env[r], np.float64)
             if np.max(np.abs(nxt - guess), initial=0.0) < TOL:
                 guess = nxt
                 break
             guess = nxt
         return guess.astype(outs[0].dtype)
+
     return invert

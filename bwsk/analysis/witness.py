@@ -26,19 +26,29 @@ class Search:
 
 
 def verify(runner: Runner, graph: Graph, a: dict, b: dict) -> str | None:
-    """None when ``a`` and ``b`` differ by >= MIN_DIFF and the model maps them alike; else why not."""
+    """None when ``a`` and ``b`` differ by >= MIN_DIFF and map alike; else why not."""
     for n in graph.inputs:
         if np.shape(a[n]) != np.shape(b[n]):
             return f"input {n} changes shape"
-    diff = max((float(np.max(np.abs(np.asarray(a[n], np.float64) - np.asarray(b[n], np.float64)),
-                             initial=0.0)) for n in graph.inputs), default=0.0)
+    diff = max(
+        (
+            float(
+                np.max(
+                    np.abs(np.asarray(a[n], np.float64) - np.asarray(b[n], np.float64)), initial=0.0
+                )
+            )
+            for n in graph.inputs
+        ),
+        default=0.0,
+    )
     if not diff >= MIN_DIFF:
         return f"inputs differ by only {diff:.3g}"
     ya, yb = runner(a), runner(b)
-    for name, p, q in zip(graph.outputs, ya, yb):
+    for name, p, q in zip(graph.outputs, ya, yb, strict=False):
         p, q = np.asarray(p), np.asarray(q)
-        if p.shape != q.shape or not np.allclose(p.astype(np.float64), q.astype(np.float64),
-                                                 rtol=RTOL, atol=ATOL, equal_nan=True):
+        if p.shape != q.shape or not np.allclose(
+            p.astype(np.float64), q.astype(np.float64), rtol=RTOL, atol=ATOL, equal_nan=True
+        ):
             return f"output {name} differs"
     return None
 
@@ -70,8 +80,9 @@ def only_through(graph: Graph, k: int, sources: set[str]) -> bool:
     return not any(o in reached for o in graph.outputs)
 
 
-def _lift(graph: Graph, judgements: list[Judgement], k: int, base: dict, env: dict,
-          rng) -> tuple[dict, dict]:
+def _lift(
+    graph: Graph, judgements: list[Judgement], k: int, base: dict, env: dict, rng
+) -> tuple[dict, dict]:
     """Graph inputs a, b whose values at node k's inputs are its local collision."""
     node = graph.nodes[k]
     var = [node.inputs[i] for i in graph.variable_inputs(node)]
@@ -105,8 +116,14 @@ def _unused(graph: Graph, base: dict) -> tuple[dict, dict, str] | None:
     return None
 
 
-def find_witness(graph: Graph, judgements: list[Judgement], runner: Runner, base: dict,
-                 rng: np.random.Generator, budget: list[int] | None = None) -> Search:
+def find_witness(
+    graph: Graph,
+    judgements: list[Judgement],
+    runner: Runner,
+    base: dict,
+    rng: np.random.Generator,
+    budget: list[int] | None = None,
+) -> Search:
     """Unused inputs first, then lifted node collisions; ``budget`` (a shared one-element
     counter) caps the lifted attempts that get executed."""
     budget = budget if budget is not None else [MAX_TRIES]
@@ -131,10 +148,19 @@ def find_witness(graph: Graph, judgements: list[Judgement], runner: Runner, base
         try:
             a, b = _lift(graph, judgements, k, base, env, rng)
             problem = verify(runner, graph, a, b)
-        except (BwskError, ValueError, IndexError, TypeError, KeyError, ArithmeticError,
-                np.linalg.LinAlgError) as exc:  # an inverse step that cannot run: no witness
+        except (
+            BwskError,
+            ValueError,
+            IndexError,
+            TypeError,
+            KeyError,
+            ArithmeticError,
+            np.linalg.LinAlgError,
+        ) as exc:  # an inverse step that cannot run: no witness
             problem = f"{type(exc).__name__}: {exc}"
         if problem is None:
-            return Search(Witness(a, b), f"collision at {node.name} ({node.op}): {j.reason}", failures)
+            return Search(
+                Witness(a, b), f"collision at {node.name} ({node.op}): {j.reason}", failures
+            )
         failures.append(f"witness at {node.name} ({node.op}) failed verification: {problem}")
     return Search(None, "", failures)

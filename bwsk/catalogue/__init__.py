@@ -7,15 +7,34 @@ import numpy as np
 
 from bwsk.catalogue import binary, layout, linear, misc, reduce, unary  # noqa: F401  (registration)
 from bwsk.catalogue.base import (
-    ALONE, CATALOGUE, GIVEN_OTHERS, NO, Ctx, Entry, Judgement, flags, gray, injective,
+    ALONE,
+    CATALOGUE,
+    GIVEN_OTHERS,
+    NO,
+    Ctx,
+    Entry,
+    Judgement,
+    flags,
+    gray,
+    injective,
 )
 from bwsk.catalogue.misc import GRAY_BY_DESIGN
 from bwsk.catalogue.run import run_node
 from bwsk.errors import BwskError
 from bwsk.ir import Graph, Node
 
-__all__ = ["ALONE", "CATALOGUE", "GIVEN_OTHERS", "GRAY_BY_DESIGN", "NO", "Entry", "Judgement",
-           "judge", "lookup", "run_node"]
+__all__ = [
+    "ALONE",
+    "CATALOGUE",
+    "GIVEN_OTHERS",
+    "GRAY_BY_DESIGN",
+    "NO",
+    "Entry",
+    "Judgement",
+    "judge",
+    "lookup",
+    "run_node",
+]
 
 
 def lookup(atom: str) -> Entry | None:
@@ -37,5 +56,9 @@ def judge(graph: Graph, node: Node, weights: bool = True) -> Judgement:
         with np.errstate(all="ignore"):
             return entry.rule(ctx)
     except (BwskError, ValueError, TypeError, IndexError, KeyError, ArithmeticError) as exc:
-        return gray(ctx, f"{node.op}: catalogue rule failed ({type(exc).__name__}: {exc})",
-                    "attributes/shapes the rule understands", recover=flags(ctx, NO))
+        return gray(
+            ctx,
+            f"{node.op}: catalogue rule failed ({type(exc).__name__}: {exc})",
+            "attributes/shapes the rule understands",
+            recover=flags(ctx, NO),
+        )

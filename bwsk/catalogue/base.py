@@ -105,15 +105,37 @@ def flags(ctx: Ctx, how: int, slots: list[int] | None = None) -> list[int]:
     return [how if i in chosen else NO for i in range(len(ctx.node.inputs))]
 
 
-def injective(ctx: Ctx, reason: str, invert: Invert | None, *, how: int = ALONE,
-              bijective: bool = False, well_conditioned: bool = True,
-              needs: list[int] | None = None, conditions: list[str] | None = None) -> Judgement:
-    return Judgement("S", reason, flags(ctx, how), needs, 0, conditions or [], bijective,
-                     well_conditioned, invert)
+def injective(
+    ctx: Ctx,
+    reason: str,
+    invert: Invert | None,
+    *,
+    how: int = ALONE,
+    bijective: bool = False,
+    well_conditioned: bool = True,
+    needs: list[int] | None = None,
+    conditions: list[str] | None = None,
+) -> Judgement:
+    return Judgement(
+        "S",
+        reason,
+        flags(ctx, how),
+        needs,
+        0,
+        conditions or [],
+        bijective,
+        well_conditioned,
+        invert,
+    )
 
 
-def collision(ctx: Ctx, reason: str, collide: Collide | None, erased: int | None = None,
-              recover: list[int] | None = None) -> Judgement:
+def collision(
+    ctx: Ctx,
+    reason: str,
+    collide: Collide | None,
+    erased: int | None = None,
+    recover: list[int] | None = None,
+) -> Judgement:
     return Judgement("K", reason, recover or flags(ctx, NO), erased_dims=erased, collide=collide)
 
 

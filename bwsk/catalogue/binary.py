@@ -6,8 +6,18 @@ from __future__ import annotations
 import numpy as np
 
 from bwsk.catalogue.base import (
-    GIVEN_OTHERS, NO, Ctx, Judgement, collision, entry, flags, gray, injective, replace,
-    set_first, unbroadcast,
+    GIVEN_OTHERS,
+    NO,
+    Ctx,
+    Judgement,
+    collision,
+    entry,
+    flags,
+    gray,
+    injective,
+    replace,
+    set_first,
+    unbroadcast,
 )
 
 
@@ -34,14 +44,17 @@ def _nonzero(ctx: Ctx, slot: int) -> bool:
 def _two_var_pair(ctx: Ctx, why: str, fa, fb, erased=None) -> Judgement:
     """Collision that rewrites the first two variable slots by (fa, fb)."""
     i, j = ctx.var_slots[:2]
+
     def collide(ins, rng):
         return ins, replace(replace(ins, i, fa(ins[i], ins[j])), j, fb(ins[i], ins[j]))
+
     return collision(ctx, why, collide, erased, recover=flags(ctx, GIVEN_OTHERS))
 
 
 @entry("add sub sum", "2+", "x + c is S (inverse y - c); x + y of variables erases n dims")
 def _add(ctx: Ctx) -> Judgement:
     op = ctx.node.op
+
     def inv(slot, ins, outs):
         rest = _others(ins, slot)
         if op == "sub":
@@ -49,13 +62,20 @@ def _add(ctx: Ctx) -> Judgement:
         else:
             x = outs[0] - sum(rest) if rest else outs[0]
         return unbroadcast(x, _shape_of(ctx, slot, np.asarray(x))).astype(np.asarray(outs[0]).dtype)
+
     if len(ctx.var_slots) <= 1:
-        return injective(ctx, f"{op} with constants is a translation", inv, how=GIVEN_OTHERS,
-                         bijective=True)
+        return injective(
+            ctx, f"{op} with constants is a translation", inv, how=GIVEN_OTHERS, bijective=True
+        )
     sign = 1.0 if op == "sub" else -1.0
     n = ctx.numel(0, output=True)
-    j = _two_var_pair(ctx, f"{op} of two variables: shift one by d and the other by {sign:+g}d",
-                      lambda a, b: a + 1.0, lambda a, b: b + sign, n)
+    j = _two_var_pair(
+        ctx,
+        f"{op} of two variables: shift one by d and the other by {sign:+g}d",
+        lambda a, b: a + 1.0,
+        lambda a, b: b + sign,
+        n,
+    )
     j.invert = inv
     return j
 
@@ -64,16 +84,24 @@ def _add(ctx: Ctx) -> Judgement:
 def _mean(ctx: Ctx) -> Judgement:
     if len(ctx.var_slots) <= 1:
         k = len([x for x in ctx.node.inputs if x])
+
         def inv(slot, ins, outs):
             return unbroadcast(outs[0] * k - sum(_others(ins, slot)), _shape_of(ctx, slot, outs[0]))
+
         return injective(ctx, "mean with constants is affine", inv, how=GIVEN_OTHERS)
-    return _two_var_pair(ctx, "mean of two variables: move mass between them",
-                         lambda a, b: a + 1.0, lambda a, b: b - 1.0, ctx.numel(0, output=True))
+    return _two_var_pair(
+        ctx,
+        "mean of two variables: move mass between them",
+        lambda a, b: a + 1.0,
+        lambda a, b: b - 1.0,
+        ctx.numel(0, output=True),
+    )
 
 
 @entry("mul div", "2", "x * c is S iff c has no zeros; x * y of variables erases")
 def _mul(ctx: Ctx) -> Judgement:
     op, var = ctx.node.op, ctx.var_slots
+
     def inv(slot, ins, outs):
         if op == "div" and slot == 1:
             x = ins[0] / outs[0]
@@ -82,9 +110,12 @@ def _mul(ctx: Ctx) -> Judgement:
         else:
             x = outs[0] / ins[1 - slot]
         return unbroadcast(x, _shape_of(ctx, slot, np.asarray(x))).astype(np.asarray(outs[0]).dtype)
+
     if len(var) == 2:
-        recover = [GIVEN_OTHERS if _nonzero(ctx, 1 - s) or (op == "div" and s == 0) else NO
-                   for s in range(2)]
+        recover = [
+            GIVEN_OTHERS if _nonzero(ctx, 1 - s) or (op == "div" and s == 0) else NO
+            for s in range(2)
+        ]
         if op == "div":
             j = _two_var_pair(ctx, "x / y = 2x / 2y", lambda a, b: a * 2, lambda a, b: b * 2)
         else:
@@ -101,18 +132,31 @@ def _mul(ctx: Ctx) -> Judgement:
         return injective(ctx, "c / x is injective on x != 0 for c without zeros", inv)
     if np.all(c != 0):
         return injective(ctx, f"{op} by a constant without zeros", inv, bijective=True)
-    zero = np.flatnonzero(np.broadcast_to(c == 0, np.broadcast_shapes(c.shape, ctx.shape(slot) and
-                                            tuple(d if isinstance(d, int) else 1 for d in ctx.shape(slot)) or ())))
-    return collision(ctx, f"{op} by a constant with {zero.size} zero entries",
-                     lambda ins, rng: set_first(ins, slot, 1.0, 2.0) if np.ravel(c)[0] == 0
-                     else _zero_pair(ins, slot, c), None)
+    zero = np.flatnonzero(
+        np.broadcast_to(
+            c == 0,
+            np.broadcast_shapes(
+                c.shape,
+                (ctx.shape(slot) and tuple(d if isinstance(d, int) else 1 for d in ctx.shape(slot)))
+                or (),
+            ),
+        )
+    )
+    return collision(
+        ctx,
+        f"{op} by a constant with {zero.size} zero entries",
+        lambda ins, rng: (
+            set_first(ins, slot, 1.0, 2.0) if np.ravel(c)[0] == 0 else _zero_pair(ins, slot, c)
+        ),
+        None,
+    )
 
 
 def _zero_pair(ins, slot, c):
     x = np.array(ins[slot], copy=True)
     mask = np.broadcast_to(c == 0, np.broadcast_shapes(c.shape, x.shape))
     idx = np.unravel_index(int(np.flatnonzero(mask)[0]), mask.shape)
-    idx = tuple(i if d > 1 else 0 for i, d in zip(idx[len(idx) - x.ndim:], x.shape))
+    idx = tuple(i if d > 1 else 0 for i, d in zip(idx[len(idx) - x.ndim :], x.shape, strict=False))
     b = x.copy()
     b[idx] += 1.0
     return ins, replace(ins, slot, b)
@@ -126,18 +170,31 @@ def _pow(ctx: Ctx) -> Judgement:
         if np.all(c == 0):
             return collision(ctx, "x^0 = 1", lambda ins, rng: set_first(ins, 0, 1.0, 2.0))
         if np.all((c == np.round(c)) & (np.round(c) % 2 == 0)):
-            return collision(ctx, "even power: x^c = (-x)^c", lambda ins, rng: set_first(ins, 0, 1.0, -1.0))
+            return collision(
+                ctx, "even power: x^c = (-x)^c", lambda ins, rng: set_first(ins, 0, 1.0, -1.0)
+            )
         if np.all(c != 0):
             odd = np.all((c == np.round(c)) & (np.abs(np.round(c)) % 2 == 1))
-            inv = lambda s, ins, outs: (np.sign(outs[0]) * np.abs(outs[0]) ** (1 / c)).astype(outs[0].dtype)  # noqa: E731
-            return injective(ctx, "odd power" if odd else "power on x > 0 is strictly monotone", inv,
-                             bijective=bool(odd))
+
+            def inv(s, ins, outs):
+                y = np.asarray(outs[0])
+                return (np.sign(y) * np.abs(y) ** (1 / c)).astype(y.dtype)
+
+            return injective(
+                ctx,
+                "odd power" if odd else "power on x > 0 is strictly monotone",
+                inv,
+                bijective=bool(odd),
+            )
         return gray(ctx, "pow with mixed exponents", "exponent has no zeros")
     if var == [1] and ctx.const(0) is not None:
         b = np.asarray(ctx.const(0), np.float64)
         if np.all((b > 0) & (b != 1)):
-            return injective(ctx, "c^x with c > 0, c != 1 is strictly monotone",
-                             lambda s, ins, outs: (np.log(outs[0]) / np.log(b)).astype(outs[0].dtype))
+            return injective(
+                ctx,
+                "c^x with c > 0, c != 1 is strictly monotone",
+                lambda s, ins, outs: (np.log(outs[0]) / np.log(b)).astype(outs[0].dtype),
+            )
         return gray(ctx, "c^x", "base > 0 and != 1")
     return gray(ctx, "pow of two variables", "one argument constant")
 
@@ -152,18 +209,28 @@ _FOLDS = {  # op -> (collision of the variable slot with a constant partner, rea
 def _maxmin(ctx: Ctx) -> Judgement:
     var = ctx.var_slots
     if len(var) == 1 and len([x for x in ctx.node.inputs if x]) == 1:
-        return injective(ctx, f"{ctx.node.op} of one tensor is the identity",
-                         lambda s, ins, outs: outs[0], bijective=True)
+        return injective(
+            ctx,
+            f"{ctx.node.op} of one tensor is the identity",
+            lambda s, ins, outs: outs[0],
+            bijective=True,
+        )
     va, vb, why = _FOLDS[ctx.node.op]
     if len(var) == 1:
         return collision(ctx, why, lambda ins, rng: set_first(ins, var[0], va, vb))
     i, j = var[:2]
     win, lose = (np.maximum, -1.0) if ctx.node.op == "max" else (np.minimum, 1.0)
+
     def collide(ins, rng):
         a = replace(ins, i, win(ins[i], ins[j]) - lose)
         return a, replace(a, j, ins[j] + lose)
-    return collision(ctx, f"{ctx.node.op}(x, y): moving the loser keeps the result", collide,
-                     recover=flags(ctx, NO))
+
+    return collision(
+        ctx,
+        f"{ctx.node.op}(x, y): moving the loser keeps the result",
+        collide,
+        recover=flags(ctx, NO),
+    )
 
 
 @entry("p_relu", "2", "leaky relu with per-channel slopes: S iff every slope > 0")
@@ -174,9 +241,12 @@ def _prelu(ctx: Ctx) -> Judgement:
     if not ctx.weights:
         return gray(ctx, "prelu slopes not read (weights=False)", "every slope > 0")
     if np.all(slope > 0):
-        return injective(ctx, f"prelu slopes are positive (min {float(slope.min()):g})",
-                         lambda s, ins, outs: np.where(outs[0] >= 0, outs[0], outs[0] / slope),
-                         bijective=True)
+        return injective(
+            ctx,
+            f"prelu slopes are positive (min {float(slope.min()):g})",
+            lambda s, ins, outs: np.where(outs[0] >= 0, outs[0], outs[0] / slope),
+            bijective=True,
+        )
     return collision(ctx, "prelu has a slope <= 0", lambda ins, rng: _prelu_pair(ins, slope))
 
 
@@ -193,15 +263,21 @@ def _prelu_pair(ins, slope):
     return replace(ins, 0, a), replace(ins, 0, b)
 
 
-@entry("equal greater less greater_or_equal less_or_equal and or bit_shift mod bitwise_and "
-       "bitwise_or", "2", "a boolean/bit-dropping result: two inputs on the same side collide")
+@entry(
+    "equal greater less greater_or_equal less_or_equal and or bit_shift mod bitwise_and bitwise_or",
+    "2",
+    "a boolean/bit-dropping result: two inputs on the same side collide",
+)
 def _compare(ctx: Ctx) -> Judgement:
     var = ctx.var_slots
     if not var:
         return injective(ctx, "no variable input", None)
     slot = var[0]
-    return collision(ctx, f"{ctx.node.op} cannot tell apart nearby inputs",
-                     lambda ins, rng: _compare_pair(ctx, ins, slot))
+    return collision(
+        ctx,
+        f"{ctx.node.op} cannot tell apart nearby inputs",
+        lambda ins, rng: _compare_pair(ctx, ins, slot),
+    )
 
 
 def _compare_pair(ctx, ins, slot):
@@ -216,9 +292,10 @@ def _compare_pair(ctx, ins, slot):
         except (OverflowError, ValueError):
             continue
         other = replace(ins, slot, b)
-        if all(np.array_equal(p, q) for p, q in zip(base, run_node(ctx.graph, ctx.node, other))):
-            if b.reshape(-1)[0] != x.reshape(-1)[0]:
-                return ins, other
+        outs = run_node(ctx.graph, ctx.node, other)
+        same = all(np.array_equal(p, q) for p, q in zip(base, outs, strict=False))
+        if same and b.reshape(-1)[0] != x.reshape(-1)[0]:
+            return ins, other
     return ins, ins
 
 
@@ -226,8 +303,15 @@ def _compare_pair(ctx, ins, slot):
 def _xor(ctx: Ctx) -> Judgement:
     if len(ctx.var_slots) <= 1:
         f = np.logical_xor if ctx.node.op == "xor" else np.bitwise_xor
-        return injective(ctx, "xor with a constant is an involution",
-                         lambda s, ins, outs: f(outs[0], ins[1 - s]), how=GIVEN_OTHERS, bijective=True)
+        return injective(
+            ctx,
+            "xor with a constant is an involution",
+            lambda s, ins, outs: f(outs[0], ins[1 - s]),
+            how=GIVEN_OTHERS,
+            bijective=True,
+        )
     flip = (lambda a, b: np.logical_not(a)) if ctx.node.op == "xor" else (lambda a, b: np.invert(a))
-    flip_b = (lambda a, b: np.logical_not(b)) if ctx.node.op == "xor" else (lambda a, b: np.invert(b))
+    flip_b = (
+        (lambda a, b: np.logical_not(b)) if ctx.node.op == "xor" else (lambda a, b: np.invert(b))
+    )
     return _two_var_pair(ctx, "x ^ y = ~x ^ ~y", flip, flip_b, ctx.numel(0, output=True))

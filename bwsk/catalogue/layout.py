@@ -6,7 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 from bwsk.catalogue.base import (
-    ALONE, Ctx, Judgement, collision, entry, flags, gray, injective, replace, unbroadcast,
+    ALONE,
+    Ctx,
+    Judgement,
+    collision,
+    entry,
+    flags,
+    gray,
+    injective,
+    replace,
+    unbroadcast,
 )
 from bwsk.catalogue.run import run_node
 
@@ -31,8 +40,11 @@ def _reshape_back(ctx: Ctx):
     return lambda s, ins, outs: np.reshape(outs[0], target_shape(shape, outs[0]))
 
 
-@entry("reshape flatten squeeze unsqueeze", "1..2",
-       "a reshape keeps every element in order; the inverse reshapes back")
+@entry(
+    "reshape flatten squeeze unsqueeze",
+    "1..2",
+    "a reshape keeps every element in order; the inverse reshapes back",
+)
 def _reshape(ctx: Ctx) -> Judgement:
     return injective(ctx, f"{ctx.node.op} keeps every element", _reshape_back(ctx), bijective=True)
 
@@ -40,20 +52,23 @@ def _reshape(ctx: Ctx) -> Judgement:
 @entry("transpose", "1", "a permutation of axes; inverse: the inverse permutation")
 def _transpose(ctx: Ctx) -> Judgement:
     perm = ctx.attr("perm")
+
     def inv(s, ins, outs):
         p = list(perm) if perm is not None else list(range(outs[0].ndim))[::-1]
         return np.transpose(outs[0], np.argsort(p))
+
     return injective(ctx, "transpose permutes elements", inv, bijective=True)
 
 
 @entry("concat", "variadic", "every input is a slice of the output")
 def _concat(ctx: Ctx) -> Judgement:
     axis = int(ctx.attr("axis", 0))
+
     def inv(slot, ins, outs):
         y = outs[0]
         ax = axis % y.ndim
         sizes = []
-        for x, name in zip(ins, ctx.node.inputs):
+        for x, name in zip(ins, ctx.node.inputs, strict=False):
             shape = ctx.graph.values[name].shape if name in ctx.graph.values else None
             static = shape[ax] if shape is not None and isinstance(shape[ax], int) else None
             sizes.append(x.shape[ax] if x is not None else static)
@@ -61,6 +76,7 @@ def _concat(ctx: Ctx) -> Judgement:
             sizes[sizes.index(None)] = y.shape[ax] - sum(s for s in sizes if s is not None)
         start = sum(sizes[:slot])
         return np.take(y, np.arange(start, start + sizes[slot]), axis=ax)
+
     return injective(ctx, "concat keeps every input element", inv, bijective=True)
 
 
@@ -68,26 +84,33 @@ def _concat(ctx: Ctx) -> Judgement:
 def _split(ctx: Ctx) -> Judgement:
     axis = int(ctx.attr("axis", 0))
     needs = [i for i, o in enumerate(ctx.node.outputs) if o]
-    return injective(ctx, "split partitions its input",
-                     lambda s, ins, outs: np.concatenate(outs, axis=axis), bijective=True,
-                     needs=needs)
+    return injective(
+        ctx,
+        "split partitions its input",
+        lambda s, ins, outs: np.concatenate(outs, axis=axis),
+        bijective=True,
+        needs=needs,
+    )
 
 
 @entry("expand tile", "2", "copies of every element; the inverse reads the first copy")
 def _expand(ctx: Ctx) -> Judgement:
     shape = ctx.shape(0)
+
     def inv(s, ins, outs):
         y = outs[0]
         if ctx.node.op == "expand":
             return unbroadcast(y, target_shape(shape, y)) if shape else y
         return y[tuple(slice(0, d) for d in shape)]
+
     return injective(ctx, f"{ctx.node.op} only copies elements", inv)
 
 
 @entry("depth_to_space space_to_depth", "1", "block rearrangements; each is the other's inverse")
 def _d2s(ctx: Ctx) -> Judgement:
-    return injective(ctx, f"{ctx.node.op} permutes elements", _probe_inverse(ctx, 0),
-                     bijective=True)
+    return injective(
+        ctx, f"{ctx.node.op} permutes elements", _probe_inverse(ctx, 0), bijective=True
+    )
 
 
 def probe(ctx: Ctx, slot: int, zero: tuple[int, ...] = ()) -> np.ndarray | None:
@@ -100,7 +123,9 @@ def probe(ctx: Ctx, slot: int, zero: tuple[int, ...] = ()) -> np.ndarray | None:
         if not name:
             ins.append(None)
         elif i == slot:
-            ins.append(np.arange(1, int(np.prod(shapes[i])) + 1, dtype=np.float64).reshape(shapes[i]))
+            ins.append(
+                np.arange(1, int(np.prod(shapes[i])) + 1, dtype=np.float64).reshape(shapes[i])
+            )
         elif ctx.const(i) is not None and i not in zero:
             ins.append(ctx.const(i))
         elif shapes[i] is None:
@@ -121,6 +146,7 @@ def _probe_inverse(ctx: Ctx, slot: int, where: np.ndarray | None = None):
         hit = src > 0
         x[src[hit] - 1] = flat[hit]
         return x.reshape(shape)
+
     return inv
 
 
@@ -128,8 +154,11 @@ def selection(ctx: Ctx, data: list[int], zero: tuple[int, ...] = ()) -> Judgemen
     """S when every element of each variable data slot reaches an output; K otherwise."""
     var = ctx.var_slots
     if set(var) - set(data):
-        return gray(ctx, f"{ctx.node.op} with variable indices/parameters",
-                    "index and parameter inputs are constants")
+        return gray(
+            ctx,
+            f"{ctx.node.op} with variable indices/parameters",
+            "index and parameter inputs are constants",
+        )
     maps = {}
     for slot in var:
         src = probe(ctx, slot, zero)
@@ -139,20 +168,34 @@ def selection(ctx: Ctx, data: list[int], zero: tuple[int, ...] = ()) -> Judgemen
         lost = np.setdiff1d(np.arange(1, n + 1), src)
         if lost.size:
             u = int(lost[0]) - 1
+
             def collide(ins, rng, slot=slot, u=u):
                 b = np.array(ins[slot], copy=True)
                 b.reshape(-1)[u] += 1
                 return ins, replace(ins, slot, b)
-            return collision(ctx, f"{ctx.node.op} drops {lost.size} of {n} input elements",
-                             collide, int(lost.size))
+
+            return collision(
+                ctx,
+                f"{ctx.node.op} drops {lost.size} of {n} input elements",
+                collide,
+                int(lost.size),
+            )
         maps[slot] = src
-    return Judgement("S", f"{ctx.node.op} keeps every input element", flags(ctx, ALONE),
-                     erased_dims=0, invert=lambda s, ins, outs: _probe_inverse(ctx, s, maps[s])(s, ins, outs))
+    return Judgement(
+        "S",
+        f"{ctx.node.op} keeps every input element",
+        flags(ctx, ALONE),
+        erased_dims=0,
+        invert=lambda s, ins, outs: _probe_inverse(ctx, s, maps[s])(s, ins, outs),
+    )
 
 
-@entry("slice gather_elements gather_nd trilu compress pad center_crop_pad reverse_sequence "
-       "max_unpool col2_im", "1..5",
-       "a selection: S iff every input element reaches the output (probed on 1..n)")
+@entry(
+    "slice gather_elements gather_nd trilu compress pad center_crop_pad reverse_sequence "
+    "max_unpool col2_im",
+    "1..5",
+    "a selection: S iff every input element reaches the output (probed on 1..n)",
+)
 def _select(ctx: Ctx) -> Judgement:
     return selection(ctx, [0])
 
@@ -162,12 +205,18 @@ def _where(ctx: Ctx) -> Judgement:
     return selection(ctx, [1, 2])
 
 
-@entry("scatter scatter_elements scatter_nd tensor_scatter", "3..4",
-       "data elements overwritten by the updates are lost")
+@entry(
+    "scatter scatter_elements scatter_nd tensor_scatter",
+    "3..4",
+    "data elements overwritten by the updates are lost",
+)
 def _scatter(ctx: Ctx) -> Judgement:
     if ctx.var_slots != [0]:
-        return gray(ctx, f"{ctx.node.op} with variable updates or indices",
-                    "only the data input is variable")
+        return gray(
+            ctx,
+            f"{ctx.node.op} with variable updates or indices",
+            "only the data input is variable",
+        )
     return selection(ctx, [0], zero=tuple(range(2, len(ctx.node.inputs))))
 
 
@@ -175,12 +224,19 @@ def _scatter(ctx: Ctx) -> Judgement:
 def _resize(ctx: Ctx) -> Judgement:
     if ctx.attr("mode", "nearest") in ("nearest", b"nearest"):
         return selection(ctx, [0])
-    return gray(ctx, f"{ctx.node.op} in {ctx.attr('mode')} mode",
-                "the interpolation operator has full column rank")
+    return gray(
+        ctx,
+        f"{ctx.node.op} in {ctx.attr('mode')} mode",
+        "the interpolation operator has full column rank",
+    )
 
 
-@entry("gather", "2", "gather(data, const idx) is a selection; gather(table, ids) is injective "
-       "iff the table's rows are distinct")
+@entry(
+    "gather",
+    "2",
+    "gather(data, const idx) is a selection; gather(table, ids) is injective "
+    "iff the table's rows are distinct",
+)
 def _gather(ctx: Ctx) -> Judgement:
     if ctx.var_slots == [0] or not ctx.var_slots:
         return selection(ctx, [0])
@@ -195,14 +251,18 @@ def _gather(ctx: Ctx) -> Judgement:
     if (counts > 1).any():
         i = int(first[np.argmax(counts > 1)])
         j = int(np.flatnonzero((rows == rows[i]).all(axis=1))[1])
+
         def collide(ins, rng):
             a, b = np.array(ins[1], copy=True), np.array(ins[1], copy=True)
             a.reshape(-1)[0], b.reshape(-1)[0] = i, j
             return replace(ins, 1, a), replace(ins, 1, b)
+
         return collision(ctx, f"table rows {i} and {j} are equal", collide)
+
     def inv(s, ins, outs):
         y = np.moveaxis(outs[0], axis, -1) if rows.shape[1] == 1 else outs[0]
         flat = np.asarray(y, np.float64).reshape(-1, rows.shape[1])
         d = ((flat[:, None, :] - rows[None].astype(np.float64)) ** 2).sum(-1)
-        return np.argmin(d, axis=1).reshape(np.shape(outs[0])[:np.ndim(outs[0]) - table.ndim + 1])
+        return np.argmin(d, axis=1).reshape(np.shape(outs[0])[: np.ndim(outs[0]) - table.ndim + 1])
+
     return injective(ctx, "embedding rows are pairwise distinct", inv)

@@ -10,7 +10,6 @@ from bwsk.catalogue.base import Ctx, Judgement, collision, entry, gray, injectiv
 from bwsk.catalogue.layout import concrete
 from bwsk.catalogue.run import run_node
 
-
 _PINV: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
@@ -65,33 +64,42 @@ def rank_verdict(ctx: Ctx, m: np.ndarray, what: str, invert, shift) -> Judgement
     """S or K for x -> m @ x (columns of m = input dims); ``shift(ins, v)`` applies a kernel v."""
     rows, cols = m.shape
     if rows < cols:
-        return collision(ctx, f"{what} maps {cols} dims to {rows}",
-                         lambda ins, rng: (ins, shift(ins, null_vector(m))), cols - rows)
+        return collision(
+            ctx,
+            f"{what} maps {cols} dims to {rows}",
+            lambda ins, rng: (ins, shift(ins, null_vector(m))),
+            cols - rows,
+        )
     if not ctx.weights:
-        return gray(ctx, f"{what}: weights not read (weights=False)",
-                    f"{what} has full column rank {cols}")
+        return gray(
+            ctx, f"{what}: weights not read (weights=False)", f"{what} has full column rank {cols}"
+        )
     smin, smax, tol = spectrum(m)
     cond = f"smallest singular value {smin:.3g}, tolerance {tol:.3g}"
     if smin > tol:
-        return injective(ctx, f"{what} has full column rank {cols} ({cond})", invert,
-                         bijective=rows == cols, well_conditioned=smax / smin < 1e6)
-    return collision(ctx, f"{what} is rank-deficient ({cond})",
-                     lambda ins, rng: (ins, shift(ins, null_vector(m))))
-
-
-def _shift_last(slot: int, v: np.ndarray):
-    def shift(ins, _v=v):
-        x = np.asarray(ins[slot])
-        return replace(ins, slot, (x + np.asarray(_v, x.dtype)).astype(x.dtype))
-    return lambda ins, v: shift(ins, v)
+        return injective(
+            ctx,
+            f"{what} has full column rank {cols} ({cond})",
+            invert,
+            bijective=rows == cols,
+            well_conditioned=smax / smin < 1e6,
+        )
+    return collision(
+        ctx,
+        f"{what} is rank-deficient ({cond})",
+        lambda ins, rng: (ins, shift(ins, null_vector(m))),
+    )
 
 
 @entry("matmul", "2", "x @ W is injective iff W has full row rank (rank = dim of x's rows)")
 def _matmul(ctx: Ctx) -> Judgement:
     var = ctx.var_slots
     if len(var) == 2:
-        return collision(ctx, "matmul of two variables: (2x) @ (y/2) = x @ y",
-                         lambda ins, rng: (ins, replace(replace(ins, 0, ins[0] * 2), 1, ins[1] / 2)))
+        return collision(
+            ctx,
+            "matmul of two variables: (2x) @ (y/2) = x @ y",
+            lambda ins, rng: (ins, replace(replace(ins, 0, ins[0] * 2), 1, ins[1] / 2)),
+        )
     if not var:
         return injective(ctx, "no variable input", None)
     slot = var[0]
@@ -115,22 +123,34 @@ def _gemm(ctx: Ctx) -> Judgement:
     alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
     ta, tb = int(ctx.attr("transA", 0)), int(ctx.attr("transB", 0))
     if var == [2] and beta != 0:
-        return injective(ctx, "gemm is a translation of C", lambda s, ins, outs: _gemm_c(ins, outs, alpha, beta, ta, tb))
+        return injective(
+            ctx,
+            "gemm is a translation of C",
+            lambda s, ins, outs: _gemm_c(ins, outs, alpha, beta, ta, tb),
+        )
     if len(var) != 1 or var[0] == 2 or alpha == 0:
-        return collision(ctx, "gemm of several variables", lambda ins, rng: (ins, _gemm_two(ins, var)))
+        return collision(
+            ctx, "gemm of several variables", lambda ins, rng: (ins, _gemm_two(ins, var))
+        )
     c = ctx.const(2) if ctx.present(2) else None
     bias = 0 if c is None else beta * c
     if var == [0]:
         b = ctx.const(1).T if tb else ctx.const(1)
+
         def inv(s, ins, outs):
             a = np.asarray((outs[0] - bias) / alpha, np.float64) @ pinv(b)
             return (a.T if ta else a).astype(outs[0].dtype)
-        shift = lambda ins, v: replace(ins, 0, ins[0] + (v[:, None] if ta else v).astype(ins[0].dtype))  # noqa: E731
+
+        def shift(ins, v):
+            return replace(ins, 0, ins[0] + (v[:, None] if ta else v).astype(ins[0].dtype))
+
         return rank_verdict(ctx, b.T, f"gemm weight {tuple(b.shape)}", inv, shift)
     a = ctx.const(0).T if ta else ctx.const(0)
+
     def inv(s, ins, outs):
         x = pinv(a) @ np.asarray((outs[0] - bias) / alpha, np.float64)
         return (x.T if tb else x).astype(outs[0].dtype)
+
     shift = lambda ins, v: replace(ins, 1, ins[1] + (v if tb else v[:, None]).astype(ins[1].dtype))  # noqa: E731
     return rank_verdict(ctx, a, f"gemm weight {tuple(a.shape)}", inv, shift)
 
@@ -155,10 +175,14 @@ def operator_matrix(ctx: Ctx, slot: int, limit: int = 1024) -> np.ndarray | None
     if shape is None or not shape or int(np.prod(shape[1:])) > limit:
         return None
     n = int(np.prod(shape[1:]))
-    ins = [ctx.const(i) if i != slot else np.eye(n, dtype=np.float32).reshape((n, *shape[1:]))
-           for i in range(len(ctx.node.inputs))]
-    zero = [ctx.const(i) if i != slot else np.zeros((1, *shape[1:]), np.float32)
-            for i in range(len(ctx.node.inputs))]
+    ins = [
+        ctx.const(i) if i != slot else np.eye(n, dtype=np.float32).reshape((n, *shape[1:]))
+        for i in range(len(ctx.node.inputs))
+    ]
+    zero = [
+        ctx.const(i) if i != slot else np.zeros((1, *shape[1:]), np.float32)
+        for i in range(len(ctx.node.inputs))
+    ]
     if ctx.node.op.startswith("conv"):  # drop the bias: the matrix is the linear part
         ins, zero = ins[:2], zero[:2]
     cols = np.asarray(run_node(ctx.graph, _strip(ctx.node), ins)[0], np.float64).reshape(n, -1)
@@ -174,10 +198,13 @@ def _strip(node):
     return node
 
 
-@entry("conv conv_transpose average_pool global_average_pool lp_pool global_lp_pool "
-       "conv_integer deform_conv", "1..3",
-       "linear in x for constant weights: injective iff the operator has full column rank "
-       "(materialized on a basis when small)")
+@entry(
+    "conv conv_transpose average_pool global_average_pool lp_pool global_lp_pool "
+    "conv_integer deform_conv",
+    "1..3",
+    "linear in x for constant weights: injective iff the operator has full column rank "
+    "(materialized on a basis when small)",
+)
 def _conv(ctx: Ctx) -> Judgement:
     op = ctx.node.op
     if ctx.var_slots != [0]:
@@ -185,12 +212,19 @@ def _conv(ctx: Ctx) -> Judgement:
     if op in ("lp_pool", "global_lp_pool"):
         return _nonlinear_pool(ctx)
     if op in ("global_average_pool", "average_pool") and _window_swap(ctx) is not None:
-        return collision(ctx, f"{op} averages each window: swapping two of its elements keeps it",
-                         _window_swap(ctx), _pool_erased(ctx))
+        return collision(
+            ctx,
+            f"{op} averages each window: swapping two of its elements keeps it",
+            _window_swap(ctx),
+            _pool_erased(ctx),
+        )
     n_in, n_out = ctx.numel(0), ctx.numel(0, output=True)
     m = None
-    if op not in ("conv", "conv_transpose", "conv_integer", "deform_conv") or ctx.weights or (
-            n_in and n_out and n_out < n_in):
+    if (
+        op not in ("conv", "conv_transpose", "conv_integer", "deform_conv")
+        or ctx.weights
+        or (n_in and n_out and n_out < n_in)
+    ):
         m = operator_matrix(ctx, 0)
     if m is None:
         cond = f"the {op} operator has full column rank"
@@ -198,16 +232,26 @@ def _conv(ctx: Ctx) -> Judgement:
             cond = f"(maps {n_in} values to {n_out}: not injective, witness needs a smaller input)"
         return gray(ctx, f"{op}: operator too large to materialize or shape unknown", cond)
     shape = concrete(ctx.shape(0))
+
     def inv(s, ins, outs):
         y = np.asarray(outs[0], np.float64).reshape(len(outs[0]), -1)
-        zero = [ctx.const(i) if i else np.zeros((1, *shape[1:]), np.float32) for i in range(len(ins))]
+        zero = [
+            ctx.const(i) if i else np.zeros((1, *shape[1:]), np.float32) for i in range(len(ins))
+        ]
         base = np.asarray(run_node(ctx.graph, ctx.node, zero)[0], np.float64).reshape(1, -1)
         x = np.linalg.lstsq(m, (y - base).T, rcond=None)[0].T
         return x.reshape((len(outs[0]), *shape[1:])).astype(outs[0].dtype)
+
     def shift(ins, v):
         x = np.asarray(ins[0])
-        return replace(ins, 0, x + np.broadcast_to(v.reshape(shape[1:]), x.shape).astype(x.dtype) *
-                       (np.arange(x.shape[0]) == 0).reshape((-1,) + (1,) * (x.ndim - 1)))
+        return replace(
+            ins,
+            0,
+            x
+            + np.broadcast_to(v.reshape(shape[1:]), x.shape).astype(x.dtype)
+            * (np.arange(x.shape[0]) == 0).reshape((-1,) + (1,) * (x.ndim - 1)),
+        )
+
     return rank_verdict(ctx, m, f"{op} operator {m.shape[0]}x{m.shape[1]}", inv, shift)
 
 
@@ -219,18 +263,24 @@ def _window_swap(ctx: Ctx):
         return None
     if ctx.node.op == "average_pool":
         kernel, strides = list(ctx.attr("kernel_shape", [])), list(ctx.attr("strides", []) or [])
-        if kernel != strides or any(ctx.attr("pads", [])) or ctx.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        if (
+            kernel != strides
+            or any(ctx.attr("pads", []))
+            or ctx.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID")
+        ):
             return None
         axis = next((2 + i for i, k in enumerate(kernel) if k > 1), None)
     else:
         axis = next((i for i in range(2, len(shape)) if shape[i] != 1), None)
     if axis is None:
         return None
+
     def collide(ins, rng):
         b = np.array(ins[0], copy=True)
         first, second = (0,) * b.ndim, tuple(1 if d == axis else 0 for d in range(b.ndim))
         b[first], b[second] = b[second], b[first]
         return ins, replace(ins, 0, b)
+
     return collide
 
 
@@ -247,4 +297,5 @@ def _nonlinear_pool(ctx: Ctx) -> Judgement:
         a.reshape(-1)[0] = abs(a.reshape(-1)[0]) + 1
         b.reshape(-1)[0] = -a.reshape(-1)[0]
         return replace(ins, 0, a), replace(ins, 0, b)
+
     return collision(ctx, "an Lp pool sees |x| only, not signs", collide)

@@ -38,8 +38,9 @@ def onnx_attr(key: str, value):
 
 def node_proto(node: Node) -> onnx.NodeProto:
     domain, op_type = onnx_type(node)
-    proto = helper.make_node(op_type, list(node.inputs), list(node.outputs), name=node.name,
-                             domain=domain)
+    proto = helper.make_node(
+        op_type, list(node.inputs), list(node.outputs), name=node.name, domain=domain
+    )
     proto.attribute.extend(onnx_attr(k, v) for k, v in node.attrs.items())
     return proto
 
@@ -70,8 +71,14 @@ def _session(key: bytes, opset: int, dtypes: tuple[int, ...]):
 
     proto = onnx.NodeProto()
     proto.ParseFromString(key)
-    inputs = [helper.make_tensor_value_info(n, t, None) for n, t in zip(proto.input, dtypes) if n]
-    graph = helper.make_graph([proto], "node", inputs, [onnx.ValueInfoProto(name=o) for o in proto.output if o])
+    inputs = [
+        helper.make_tensor_value_info(n, t, None)
+        for n, t in zip(proto.input, dtypes, strict=False)
+        if n
+    ]
+    graph = helper.make_graph(
+        [proto], "node", inputs, [onnx.ValueInfoProto(name=o) for o in proto.output if o]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -81,24 +88,37 @@ def _session(key: bytes, opset: int, dtypes: tuple[int, ...]):
 
 def _run_ort(proto: onnx.NodeProto, opset: int, feeds: dict) -> list | None:
     """onnxruntime on one node (fast pooling/conv); None when it cannot take this node."""
-    if proto.domain or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-                           for a in proto.attribute):
+    if proto.domain or any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute
+    ):
         return None
     try:
-        dtypes = tuple(helper.np_dtype_to_tensor_dtype(feeds[n].dtype) if n in feeds else 0
-                       for n in proto.input)
+        dtypes = tuple(
+            helper.np_dtype_to_tensor_dtype(feeds[n].dtype) if n in feeds else 0
+            for n in proto.input
+        )
         sess = _session(proto.SerializeToString(), opset, dtypes)
         names = [o.name for o in sess.get_outputs()]
-        out = dict(zip(names, sess.run(None, {n: feeds[n] for n in proto.input if n in feeds})))
+        out = dict(
+            zip(
+                names,
+                sess.run(None, {n: feeds[n] for n in proto.input if n in feeds}),
+                strict=False,
+            )
+        )
         return [out.get(o) for o in proto.output if o]
-    except Exception:  # noqa: BLE001 - unsupported type/op in onnxruntime: use the reference
+    except Exception:
         return None
 
 
 def run_node(graph: Graph, node: Node, inputs: list) -> list[np.ndarray]:
     """The node's outputs on ``inputs`` (None for omitted optional inputs)."""
     proto = node_proto(node)
-    feeds = {name: np.asarray(x) for name, x in zip(node.inputs, inputs) if name and x is not None}
+    feeds = {
+        name: np.asarray(x)
+        for name, x in zip(node.inputs, inputs, strict=False)
+        if name and x is not None
+    }
     if len(set(node.inputs) - {""}) == len([x for x in node.inputs if x]):
         outs = _run_ort(proto, opset_of(graph), feeds)
         if outs is not None:
@@ -108,6 +128,7 @@ def run_node(graph: Graph, node: Node, inputs: list) -> list[np.ndarray]:
         outs = evaluator.run(None, feeds)
     except Exception as exc:  # the reference implementation signals bad input in many ways
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise UnsupportedModelError(f"cannot run node {node.name} ({node.op}): "
-                                    f"{type(exc).__name__}: {first}") from exc
+        raise UnsupportedModelError(
+            f"cannot run node {node.name} ({node.op}): {type(exc).__name__}: {first}"
+        ) from exc
     return [np.asarray(o) for o in outs]

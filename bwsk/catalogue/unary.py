@@ -33,8 +33,12 @@ _INJECTIVE = {
     "sqrt": (lambda y, a: y * y, False, True, "sqrt is strictly increasing on x >= 0"),
     "reciprocal": (lambda y, a: 1 / y, False, True, "1/x is an involution on x != 0"),
     "tanh": (lambda y, a: np.arctanh(y), False, False, "tanh is strictly increasing (saturates)"),
-    "sigmoid": (lambda y, a: np.log(y / (1 - y)), False, False,
-                "sigmoid is strictly increasing (saturates)"),
+    "sigmoid": (
+        lambda y, a: np.log(y / (1 - y)),
+        False,
+        False,
+        "sigmoid is strictly increasing (saturates)",
+    ),
     "atan": (lambda y, a: np.tan(y), False, False, "atan is strictly increasing (saturates)"),
     "asinh": (lambda y, a: np.sinh(y), True, True, "asinh is a bijection of the reals"),
     "sinh": (lambda y, a: np.arcsinh(y), True, True, "sinh is a bijection of the reals"),
@@ -43,21 +47,42 @@ _INJECTIVE = {
     "acosh": (lambda y, a: np.cosh(y), False, True, "acosh is strictly increasing on x >= 1"),
     "atanh": (lambda y, a: np.tanh(y), True, True, "atanh is strictly increasing on (-1, 1)"),
     "erf": (lambda y, a: _erfinv(y), False, False, "erf is strictly increasing (saturates)"),
-    "softplus": (lambda y, a: np.log(np.expm1(y)), False, False,
-                 "softplus is strictly increasing (flat for x -> -inf)"),
-    "softsign": (lambda y, a: y / (1 - np.abs(y)), False, False,
-                 "x/(1+|x|) is strictly increasing (saturates)"),
+    "softplus": (
+        lambda y, a: np.log(np.expm1(y)),
+        False,
+        False,
+        "softplus is strictly increasing (flat for x -> -inf)",
+    ),
+    "softsign": (
+        lambda y, a: y / (1 - np.abs(y)),
+        False,
+        False,
+        "x/(1+|x|) is strictly increasing (saturates)",
+    ),
     "bitwise_not": (lambda y, a: np.invert(y), True, True, "bitwise not is an involution"),
     "not": (lambda y, a: np.logical_not(y), True, True, "logical not is an involution"),
 }
 
 for _atom, (_inv, _bij, _wc, _why) in _INJECTIVE.items():
+
     def _rule(ctx: Ctx, inv=_inv, bij=_bij, wc=_wc, why=_why) -> Judgement:
         attrs = ctx.node.attrs
-        return injective(ctx, why, lambda s, ins, outs: _cast(inv(np.asarray(outs[0], np.float64)
-                                                                 if np.asarray(outs[0]).dtype.kind == "f"
-                                                                 else outs[0], attrs), outs[0]),
-                         bijective=bij, well_conditioned=wc)
+        return injective(
+            ctx,
+            why,
+            lambda s, ins, outs: _cast(
+                inv(
+                    np.asarray(outs[0], np.float64)
+                    if np.asarray(outs[0]).dtype.kind == "f"
+                    else outs[0],
+                    attrs,
+                ),
+                outs[0],
+            ),
+            bijective=bij,
+            well_conditioned=wc,
+        )
+
     entry(_atom, "1", _why, "same")(_rule)
 
 
@@ -88,8 +113,10 @@ def _gelu(x: float, approximate: str = "none") -> float:
 # right of it and a point left of it share a value. (function of x and attrs, argmin bracket)
 _DIPS = {
     "gelu": (lambda x, a: _gelu(x, a.get("approximate", "none")), "GELU dips below 0 on x < 0"),
-    "swish": (lambda x, a: x / (1 + math.exp(-a.get("alpha", 1.0) * x)),
-              "x*sigmoid(x) dips below 0 on x < 0"),
+    "swish": (
+        lambda x, a: x / (1 + math.exp(-a.get("alpha", 1.0) * x)),
+        "x*sigmoid(x) dips below 0 on x < 0",
+    ),
     "mish": (lambda x, a: x * math.tanh(math.log1p(math.exp(x))), "mish dips below 0 on x < 0"),
 }
 
@@ -101,6 +128,7 @@ def _dip_rule(f, why):
         xmin = float(grid[int(np.argmin([g(x) for x in grid]))])
         x0 = xmin / 2
         return _pair(ctx, why, x0, _level_pair(g, xmin - 20, xmin, x0))
+
     return rule
 
 
@@ -133,9 +161,12 @@ for _atom, (_va, _vb, _why) in _PAIRS.items():
 def _leaky(ctx: Ctx) -> Judgement:
     alpha = float(ctx.attr("alpha", 0.01))
     if alpha > 0:
-        return injective(ctx, f"leaky relu with slope {alpha:g} > 0 is strictly increasing",
-                         lambda s, ins, outs: np.where(outs[0] >= 0, outs[0], outs[0] / alpha),
-                         bijective=True)
+        return injective(
+            ctx,
+            f"leaky relu with slope {alpha:g} > 0 is strictly increasing",
+            lambda s, ins, outs: np.where(outs[0] >= 0, outs[0], outs[0] / alpha),
+            bijective=True,
+        )
     if alpha == 0:
         return _pair(ctx, "leaky relu with slope 0 is relu", -1.0, -2.0)
     return _pair(ctx, f"leaky relu with slope {alpha:g} < 0 folds the line", 1.0, 1.0 / alpha)
@@ -143,9 +174,11 @@ def _leaky(ctx: Ctx) -> Judgement:
 
 def _exp_family(name: str, alpha: float, scale: float) -> tuple:
     """ELU-like x -> scale*x (x > 0), scale*alpha*(e^x - 1) (x <= 0); inverse when alpha > 0."""
+
     def inv(s, ins, outs):
         y = np.asarray(outs[0], np.float64) / scale
         return _cast(np.where(y > 0, y, np.log1p(np.maximum(y / alpha, -1 + 1e-300))), outs[0])
+
     return inv, f"{name} with alpha={alpha:g} > 0 is strictly increasing (saturates below)"
 
 
@@ -164,11 +197,16 @@ def _celu(ctx: Ctx) -> Judgement:
     alpha = float(ctx.attr("alpha", 1.0))
     if alpha <= 0:
         return gray(ctx, f"celu with alpha={alpha:g}", "alpha > 0")
+
     def inv(s, ins, outs):
         y = np.asarray(outs[0], np.float64)
-        return _cast(np.where(y > 0, y, alpha * np.log1p(np.maximum(y / alpha, -1 + 1e-300))), outs[0])
-    return injective(ctx, f"celu with alpha={alpha:g} > 0 is strictly increasing", inv,
-                     well_conditioned=False)
+        return _cast(
+            np.where(y > 0, y, alpha * np.log1p(np.maximum(y / alpha, -1 + 1e-300))), outs[0]
+        )
+
+    return injective(
+        ctx, f"celu with alpha={alpha:g} > 0 is strictly increasing", inv, well_conditioned=False
+    )
 
 
 @entry("thresholded_relu", "1", "0 for x <= alpha: two such x collide", "same")
@@ -191,8 +229,12 @@ def _shrink(ctx: Ctx) -> Judgement:
     if lambd >= 2e-3:
         return _pair(ctx, f"shrink sends |x| <= {lambd:g} to 0", lambd / 2, -lambd / 2)
     if lambd == 0 and bias == 0:
-        return injective(ctx, "shrink with lambd=0, bias=0 is the identity",
-                         lambda s, ins, outs: outs[0], bijective=True)
+        return injective(
+            ctx,
+            "shrink with lambd=0, bias=0 is the identity",
+            lambda s, ins, outs: outs[0],
+            bijective=True,
+        )
     return gray(ctx, f"shrink with lambd={lambd:g}, bias={bias:g}", "lambd = 0 and bias = 0")
 
 
@@ -206,5 +248,6 @@ def _clip(ctx: Ctx) -> Judgement:
         return _pair(ctx, "clip saturates above max", float(np.max(hi)) + 1, float(np.max(hi)) + 2)
     if lo is not None:
         return _pair(ctx, "clip saturates below min", float(np.min(lo)) - 1, float(np.min(lo)) - 2)
-    return injective(ctx, "clip without bounds is the identity", lambda s, ins, outs: outs[0],
-                     bijective=True)
+    return injective(
+        ctx, "clip without bounds is the identity", lambda s, ins, outs: outs[0], bijective=True
+    )
