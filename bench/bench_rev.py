@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import statistics
 import time
 from pathlib import Path
@@ -107,7 +108,17 @@ def peak_rss(kind: str) -> int:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_peak_rss_child, args=(kind, queue))
-    proc.start()
+    # Large blocks straight from mmap, so freed activations leave RSS and the high-water
+    # mark reflects live memory rather than glibc's growing heap threshold.
+    saved_env = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    try:
+        proc.start()
+    finally:
+        if saved_env is None:
+            del os.environ["MALLOC_MMAP_THRESHOLD_"]
+        else:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = saved_env
     value = queue.get()
     proc.join()
     return value
