@@ -152,6 +152,22 @@ def test_not_onnx(tmp_path):
         load_onnx(tmp_path / "missing.onnx")
 
 
+def test_subgraph_captures_are_inputs():
+    branch = helper.make_graph([helper.make_node("Relu", ["outer"], ["r"])], "then", [],
+                               [_info("r", [2])])
+    other = helper.make_graph([helper.make_node("Neg", ["outer"], ["m"])], "else", [],
+                              [_info("m", [2])])
+    nodes = [helper.make_node("Tanh", ["x"], ["outer"]),
+             helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=other)]
+    model = _model(nodes, [_info("x", [2]), _info("c", [], TensorProto.BOOL)],
+                   [_info("y", [2])])
+    graph = load_onnx(model)
+    branch_node = graph.nodes[-1]
+    assert branch_node.op == "if" and branch_node.inputs == ["c", "outer"]
+    assert branch_node.attrs["captured"] == ["outer"]
+    assert graph.consumers["outer"] == [branch_node]
+
+
 def test_undefined_value():
     model = _model([helper.make_node("Add", ["x", "ghost"], ["y"])], [_info("x", [2])],
                    [_info("y", [2])])

@@ -290,9 +290,31 @@ def _node_of(proto_node: onnx.NodeProto, index: int) -> Node:
     domain = proto_node.domain or "ai.onnx"
     name = proto_node.name or f"{proto_node.op_type}_{index}"
     attrs = {a.name: _attr_value(a) for a in proto_node.attribute}
+    inputs = list(proto_node.input)
+    captured = _captured(proto_node)
+    if captured:  # values a subgraph reads from this scope are inputs too, after the formal ones
+        attrs["captured"] = captured
+        inputs += captured
     return Node(name, atom_of_onnx(proto_node.op_type, proto_node.domain),
-                list(proto_node.input), list(proto_node.output), attrs,
+                inputs, list(proto_node.output), attrs,
                 source_op=f"{domain}::{proto_node.op_type}", scope=_scope(proto_node))
+
+
+def _captured(proto_node: onnx.NodeProto) -> list[str]:
+    """Names the node's subgraphs (If/Loop/Scan bodies) use without defining them."""
+    graphs = [a.g for a in proto_node.attribute if a.type == onnx.AttributeProto.GRAPH]
+    graphs += [g for a in proto_node.attribute if a.type == onnx.AttributeProto.GRAPHS
+               for g in a.graphs]
+    used: list[str] = []
+    for g in graphs:
+        defined = {i.name for i in g.input} | {t.name for t in g.initializer}
+        defined |= {o for n in g.node for o in n.output}
+        for n in g.node:
+            for x in [*n.input, *_captured(n)]:
+                if x and x not in defined and x not in used:
+                    used.append(x)
+        used += [o.name for o in g.output if o.name not in defined and o.name not in used]
+    return used
 
 
 def _scope(proto_node: onnx.NodeProto) -> str:
