@@ -40,37 +40,33 @@ class CausalLM(nn.Module):
         return self.hf(input_ids=ids, use_cache=False).logits
 
 
+# dropout settings per architecture, in its config's own names
+_DROPOUT_KEYS = {"gpt2": ("resid_pdrop", "embd_pdrop", "attn_pdrop"),
+                 "opt-350m": ("dropout", "attention_dropout")}
+
+
 def build_model(arch: str, vocab_size: int, *, layers: int | None, d_model: int | None,
                 heads: int | None, dropout: float) -> CausalLM:
-    """Random-weight model of a zoo architecture with the word vocabulary and size overrides."""
+    """Random weights (from the current torch seed) for a zoo architecture's config with
+    the word vocabulary and the size overrides."""
     if arch in NON_CAUSAL:
         raise UnsupportedModelError(f"bwsk train needs a causal language model; {arch} is not "
                                     f"one (choose {' or '.join(CAUSAL_ARCHS)})")
-    if arch == "gpt2":
-        from transformers import GPT2Config, GPT2LMHeadModel
+    if arch not in CAUSAL_ARCHS:
+        if Path(arch).exists():
+            raise TrainingError(f"--arch {arch} is a checkpoint directory: use it with "
+                                "--experiment finetune")
+        raise UnsupportedModelError(f"unknown architecture {arch!r} (choose "
+                                    f"{', '.join(CAUSAL_ARCHS)} or a local checkpoint "
+                                    "directory)")
+    import transformers
 
-        cfg = GPT2Config(vocab_size=vocab_size, n_positions=1024,
-                         n_layer=layers or 12, n_embd=d_model or 768, n_head=heads or 12,
-                         resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
-                         bos_token_id=1, eos_token_id=1, use_cache=False)
-        _check_heads(cfg.n_embd, cfg.n_head)
-        return CausalLM(GPT2LMHeadModel(cfg), "gpt2")
-    if arch == "opt-350m":
-        from transformers import OPTConfig, OPTForCausalLM
+    from bwsk import zoo
 
-        d = d_model or 1024
-        cfg = OPTConfig(vocab_size=vocab_size, hidden_size=d, num_hidden_layers=layers or 24,
-                        num_attention_heads=heads or 16, ffn_dim=4 * d, word_embed_proj_dim=d,
-                        max_position_embeddings=2048, dropout=dropout,
-                        attention_dropout=dropout, do_layer_norm_before=True,
-                        bos_token_id=1, eos_token_id=1, pad_token_id=0, use_cache=False)
-        _check_heads(d, cfg.num_attention_heads)
-        return CausalLM(OPTForCausalLM(cfg), "opt-350m")
-    if Path(arch).exists():
-        raise TrainingError(f"--arch {arch} is a checkpoint directory: use it with "
-                            "--experiment finetune")
-    raise UnsupportedModelError(f"unknown architecture {arch!r} (choose {', '.join(CAUSAL_ARCHS)}"
-                                f" or a local checkpoint directory)")
+    cfg = zoo.config(arch, layers=layers, d_model=d_model, heads=heads, vocab=vocab_size,
+                     **dict.fromkeys(_DROPOUT_KEYS[arch], dropout))
+    _check_heads(cfg.hidden_size, cfg.num_attention_heads)
+    return CausalLM(getattr(transformers, zoo.seed(arch).model)(cfg), arch)
 
 
 def load_pretrained(path: Path) -> CausalLM:
