@@ -151,7 +151,7 @@ def test_bf16_autocast_training_close_to_conventional():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = _grads(model, model, x1, x2)
         want = _grads(model, model.conventional, x1, x2)
-    assert _max_rel_err(got, want) <= 5e-2  # bf16 rounding of recomputed sublayers
+    assert _max_rel_err(got, want) <= 1e-3  # reconstruction may flip a bf16 rounding
 
 
 @pytest.mark.slow
