@@ -18,6 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from bwsk.errors import UnsupportedModelError
+from bwsk.frontends.onnx_fold import fold
 from bwsk.ir import Graph, Node, Value, atom_of_onnx
 
 _CONSTANT_ATTRS = ("value", "value_float", "value_floats", "value_int", "value_ints",
@@ -199,7 +200,7 @@ def _graph_of(proto: onnx.ModelProto, label: str) -> Graph:
         if proto_node.op_type == "Constant" and proto_node.domain in ("", "ai.onnx"):
             values[node.outputs[0]] = _const_value(node.outputs[0], _constant_array(node))
             continue
-        folded = _fold(proto_node, values, opsets)
+        folded = fold(proto_node, values, opsets)
         if folded is not None:
             for name, array in zip(node.outputs, folded, strict=True):
                 values[name] = _const_value(name, array)
@@ -210,44 +211,6 @@ def _graph_of(proto: onnx.ModelProto, label: str) -> Graph:
                 values[name] = Value(name)
     inputs = [i.name for i in g.input if not values[i.name].is_const]
     return Graph(label, inputs, [o.name for o in g.output], values, _toposort(nodes, values))
-
-
-# Pure, deterministic ops worth evaluating when every input is constant (shape arithmetic,
-# ConstantOfShape weights); results above _FOLD_LIMIT elements stay as nodes.
-_FOLDABLE = {"ConstantOfShape", "Shape", "Size", "Gather", "Unsqueeze", "Squeeze", "Concat",
-             "Cast", "Reshape", "Slice", "Identity", "Range", "Transpose", "Expand", "Add",
-             "Sub", "Mul", "Div", "Equal", "Where", "Not", "Less", "Greater", "Neg", "Sqrt",
-             "Floor", "Ceil", "Min", "Max", "ReduceProd", "Flatten", "CastLike"}
-_FOLD_LIMIT = 1 << 20
-
-
-def _fold(proto_node: onnx.NodeProto, values: dict[str, Value],
-          opsets: dict[str, int]) -> list[np.ndarray] | None:
-    if proto_node.domain not in ("", "ai.onnx") or proto_node.op_type not in _FOLDABLE:
-        return None
-    names = [x for x in proto_node.input if x]
-    if proto_node.op_type in ("Shape", "Size") and names:
-        shape = values.get(names[0], Value("")).shape
-        if shape is None or not all(isinstance(d, int) for d in shape):
-            return None
-        feeds = {names[0]: np.zeros(shape, dtype=np.float32)}
-    elif names and all(values.get(x) is not None and values[x].is_const for x in names):
-        feeds = {x: values[x].const for x in names}
-    else:
-        return None
-    if any(v.dtype == object for v in feeds.values()):
-        return None
-    if proto_node.op_type == "ConstantOfShape" and np.prod(feeds[names[0]]) > _FOLD_LIMIT:
-        return None
-    try:
-        from onnx.reference import ReferenceEvaluator
-
-        out = ReferenceEvaluator(proto_node, opsets=opsets or None).run(None, feeds)
-    except Exception:  # not foldable here: the node stays
-        return None
-    if any(np.asarray(o).size > _FOLD_LIMIT for o in out):
-        return None
-    return [np.asarray(o) for o in out]
 
 
 def _value_of_info(info: onnx.ValueInfoProto) -> Value:
