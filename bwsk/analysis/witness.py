@@ -80,21 +80,35 @@ def only_through(graph: Graph, k: int, sources: set[str]) -> bool:
     return not any(o in reached for o in graph.outputs)
 
 
+def _prefix(graph: Graph, judgements: list[Judgement], k: int) -> InverseProgram | None:
+    """The inverse of what feeds node k (None when its inputs are graph inputs); raises
+    when the prefix does not determine the graph inputs it depends on."""
+    node = graph.nodes[k]
+    var = [node.inputs[i] for i in graph.variable_inputs(node)]
+    if set(var) <= set(graph.inputs):
+        return None
+    up, prefix = ancestors(graph, set(var))
+    sources = [n for n in graph.inputs if n in up]
+    rec = recover(graph, judgements, set(var), prefix)
+    lost = [n for n in sources if n not in rec.known]
+    if lost:
+        raise BwskError(f"prefix of {node.name} does not determine {lost[0]}")
+    return InverseProgram(graph, judgements, rec.steps, var, sources)
+
+
 def _lift(
-    graph: Graph, judgements: list[Judgement], k: int, base: dict, env: dict, rng
+    graph: Graph,
+    judgements: list[Judgement],
+    k: int,
+    program: InverseProgram | None,
+    base: dict,
+    env: dict,
+    rng,
 ) -> tuple[dict, dict]:
     """Graph inputs a, b whose values at node k's inputs are its local collision."""
     node = graph.nodes[k]
     var = [node.inputs[i] for i in graph.variable_inputs(node)]
-    up, prefix = ancestors(graph, set(var))
-    sources = [n for n in graph.inputs if n in up]
-    program = None
-    if not set(var) <= set(graph.inputs):  # decide invertibility before computing anything
-        rec = recover(graph, judgements, set(var), prefix)
-        lost = [n for n in sources if n not in rec.known]
-        if lost:
-            raise BwskError(f"prefix of {node.name} does not determine {lost[0]}")
-        program = InverseProgram(graph, judgements, rec.steps, var, sources)
+    sources = [n for n in graph.inputs if n in var]
     env.update(evaluate(graph, env, set(var)))
     ins = [env.get(x) if x else None for x in node.inputs]
     local_a, local_b = judgements[k].collide(ins, rng)
@@ -144,9 +158,10 @@ def find_witness(
         up, _ = ancestors(graph, var)
         if not only_through(graph, k, {n for n in graph.inputs if n in up} | var):
             continue
-        budget[0] -= 1
         try:
-            a, b = _lift(graph, judgements, k, base, env, rng)
+            program = _prefix(graph, judgements, k)
+            budget[0] -= 1  # attempts past the cheap structural checks count
+            a, b = _lift(graph, judgements, k, program, base, env, rng)
             problem = verify(runner, graph, a, b)
         except (
             BwskError,
