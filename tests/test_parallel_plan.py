@@ -199,7 +199,7 @@ def test_summary_and_picture():
     from bwsk.parallel.render import layer_summary, to_dot
 
     pts = [{"where": f"m.h.{i}.attn", "phase": ph, "collective": "all_reduce", "bytes": 4096,
-            "count": 1, "shape": []} for i in range(3) for ph in ("fwd", "bwd")]
+            "count": 1, "shape": [], "minimal": True} for i in range(3) for ph in ("fwd", "bwd")]
     text, rest = layer_summary([*pts, {**pts[0], "where": "head"}])
     assert text == ("per layer (3 layers, m.h.0 .. m.h.2): 1 all-reduce fwd (4 KiB), "
                     "1 all-reduce bwd (4 KiB)")

@@ -39,16 +39,19 @@ def layer_summary(sync: list[dict]) -> tuple[str | None, list[dict]]:
         return None, sync
     first = next(iter(layers.values()))
     counts: Counter = Counter()
+    fusable: Counter = Counter()
     sizes: dict[tuple, set] = {}
     for p in first:
         order = PHASES.index(p["phase"]) if p["phase"] in PHASES else len(PHASES)
         key = (order, p["phase"], p["collective"])
         counts[key] += p["count"]
         sizes.setdefault(key, set()).add(p["bytes"])
+        fusable[key] += 0 if p["minimal"] else p["count"]
     parts = []
     for key, n in sorted(counts.items()):
         each = "/".join(human(b) for b in sorted(sizes[key]))
-        parts.append(f"{n} {key[2].replace('_', '-')} {key[1]} ({each})")
+        extra = f"; {fusable[key]} could be summed into fewer" if fusable[key] else ""
+        parts.append(f"{n} {key[2].replace('_', '-')} {key[1]} ({each}{extra})")
     inside = {id(p) for pts in layers.values() for p in pts}
     names = list(layers)
     text = f"per layer ({len(names)} layers, {names[0]} .. {names[-1]}): {', '.join(parts)}"
