@@ -76,8 +76,8 @@ class RandomTyped:
         if r < 0.85:
             return self.app(c("K",), self.value()) if r < 0.78 else c("I",)
         x = c("prim", "x", "")  # \x. g (F x) v
-        return self.add(("lam", "x", self.app(self.fun2(depth - 1), self.app(self.fun(depth - 1), x),
-                                              self.value())))
+        inner = self.app(self.fun(depth - 1), x)
+        return self.add(("lam", "x", self.app(self.fun2(depth - 1), inner, self.value())))
 
     def fun2(self, depth: int) -> int:  # type o -> o -> o
         r, c = self.rng.random(), self.atom

@@ -13,7 +13,8 @@ STUB = Path(__file__).resolve().parents[1] / "bwsk" / "_core.pyi"
 
 def _stub_signatures() -> dict[str, list[str]]:
     tree = ast.parse(STUB.read_text())
-    return {f.name: [a.arg for a in f.args.args] for f in tree.body if isinstance(f, ast.FunctionDef)}
+    functions = [f for f in tree.body if isinstance(f, ast.FunctionDef)]
+    return {f.name: [a.arg for a in f.args.args] for f in functions}
 
 
 def _native_parameters(fn) -> list[str]:

@@ -19,6 +19,7 @@
 namespace py = pybind11;
 using bwsk::Id;
 using bwsk::Kind;
+using bwsk::Store;
 
 namespace {
 
@@ -26,7 +27,7 @@ namespace {
 template <class Fn>
 auto locked(Fn&& fn) {
     py::gil_scoped_release release;
-    bwsk::Store& store = bwsk::global_store();
+    Store& store = bwsk::global_store();
     std::lock_guard<std::mutex> lock(store.mutex);
     return fn(store);
 }
@@ -75,7 +76,9 @@ bwsk::Record record_from_python(PyObject* rec, std::size_t i) {
     switch (r.kind) {
         case Kind::Prim: r.s1 = text_field(rec, 1, i), r.s2 = text_field(rec, 2, i); break;
         case Kind::Ref: r.s1 = text_field(rec, 1, i); break;
-        case Kind::App: case Kind::Proj: r.a = index_field(rec, 1, i), r.b = index_field(rec, 2, i); break;
+        case Kind::App: case Kind::Proj:
+            r.a = index_field(rec, 1, i), r.b = index_field(rec, 2, i);
+            break;
         case Kind::Lam: r.s1 = text_field(rec, 1, i), r.a = index_field(rec, 2, i); break;
         case Kind::Tuple: r.a = index_field(rec, 1, i); break;
         default: break;
@@ -90,7 +93,8 @@ std::vector<bwsk::Record> records_from_python(const py::sequence& records) {
     PyObject** items = PySequence_Fast_ITEMS(fast.ptr());
     std::vector<bwsk::Record> out;
     out.reserve(static_cast<std::size_t>(n));
-    for (Py_ssize_t i = 0; i < n; ++i) out.push_back(record_from_python(items[i], static_cast<std::size_t>(i)));
+    for (Py_ssize_t i = 0; i < n; ++i)
+        out.push_back(record_from_python(items[i], static_cast<std::size_t>(i)));
     return out;
 }
 
@@ -102,23 +106,29 @@ PyObject* kind_object(Kind k) {  // one interned str per kind, alive for the pro
     return name;
 }
 
-PyObject* text_object(const std::string& s) { return PyUnicode_FromStringAndSize(s.data(), s.size()); }
+PyObject* text_object(const std::string& s) {
+    return PyUnicode_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+}
+
+PyObject* index_object(std::uint32_t v) { return PyLong_FromUnsignedLong(v); }
 
 py::tuple record_to_python(const bwsk::Record& r) {
-    PyObject* t = PyTuple_New(record_fields(r.kind));
-    if (t == nullptr) throw py::error_already_set();
-    PyTuple_SET_ITEM(t, 0, kind_object(r.kind));
+    PyObject* fields[3] = {kind_object(r.kind), nullptr, nullptr};
     switch (r.kind) {
-        case Kind::Prim: PyTuple_SET_ITEM(t, 1, text_object(r.s1)), PyTuple_SET_ITEM(t, 2, text_object(r.s2)); break;
-        case Kind::Ref: PyTuple_SET_ITEM(t, 1, text_object(r.s1)); break;
-        case Kind::Lam: PyTuple_SET_ITEM(t, 1, text_object(r.s1)), PyTuple_SET_ITEM(t, 2, PyLong_FromUnsignedLong(r.a)); break;
-        case Kind::Tuple: PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(r.a)); break;
-        case Kind::App: case Kind::Proj:
-            PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(r.a)), PyTuple_SET_ITEM(t, 2, PyLong_FromUnsignedLong(r.b));
-            break;
+        case Kind::Prim: fields[1] = text_object(r.s1), fields[2] = text_object(r.s2); break;
+        case Kind::Ref: fields[1] = text_object(r.s1); break;
+        case Kind::Lam: fields[1] = text_object(r.s1), fields[2] = index_object(r.a); break;
+        case Kind::Tuple: fields[1] = index_object(r.a); break;
+        case Kind::App: case Kind::Proj: fields[1] = index_object(r.a), fields[2] = index_object(r.b); break;
         default: break;
     }
-    return py::reinterpret_steal<py::tuple>(t);
+    Py_ssize_t n = record_fields(r.kind);
+    py::tuple t(n);
+    for (Py_ssize_t k = 0; k < n; ++k) {
+        if (fields[k] == nullptr) throw py::error_already_set();
+        PyTuple_SET_ITEM(t.ptr(), k, fields[k]);
+    }
+    return t;
 }
 
 py::dict stats_dict(const std::vector<std::uint64_t>& fired) {
@@ -157,23 +167,24 @@ bwsk::NormalizeOptions interruptible(std::uint64_t max_steps) {
 void bind_constructors(py::module_& m) {
     m.def("comb", [](const std::string& name) {
         Kind k = bwsk::kind_from_name(name);
-        if (static_cast<int>(k) >= bwsk::kNumCombinators) throw bwsk::TermError("not a combinator: " + name);
+        if (static_cast<int>(k) >= bwsk::kNumCombinators)
+            throw bwsk::TermError("not a combinator: " + name);
         return static_cast<Id>(k);
     }, py::arg("name"), "Node id of a combinator S K I B C W.");
     m.def("prim", [](std::string name, std::string attrs) {
-        return locked([&](bwsk::Store& s) { return s.prim(name, attrs); });
+        return locked([&](Store& s) { return s.prim(name, attrs); });
     }, py::arg("name"), py::arg("attrs") = "", "A primitive; attrs is canonical text.");
-    m.def("ref", [](std::string name) { return locked([&](bwsk::Store& s) { return s.ref(name); }); },
+    m.def("ref", [](std::string name) { return locked([&](Store& s) { return s.ref(name); }); },
           py::arg("name"), "A weight/constant reference %name.");
-    m.def("app", [](Id fun, Id arg) { return locked([&](bwsk::Store& s) { return s.app(fun, arg); }); },
+    m.def("app", [](Id fun, Id arg) { return locked([&](Store& s) { return s.app(fun, arg); }); },
           py::arg("fun"), py::arg("arg"), "The application fun arg.");
     m.def("lam", [](std::string var, Id body) {
-        return locked([&](bwsk::Store& s) { return s.lam(var, body); });
+        return locked([&](Store& s) { return s.lam(var, body); });
     }, py::arg("var"), py::arg("body"), "The lambda \\var. body.");
-    m.def("tuple", [](std::uint32_t n) { return locked([&](bwsk::Store& s) { return s.tuple(n); }); },
+    m.def("tuple", [](std::uint32_t n) { return locked([&](Store& s) { return s.tuple(n); }); },
           py::arg("n"), "The curried n-tuple constructor.");
     m.def("proj", [](std::uint32_t i, std::uint32_t n) {
-        return locked([&](bwsk::Store& s) { return s.proj(i, n); });
+        return locked([&](Store& s) { return s.proj(i, n); });
     }, py::arg("i"), py::arg("n"), "The projection #i/n.");
 }
 
@@ -181,44 +192,48 @@ void bind_whole_terms(py::module_& m) {
     m.def("build", [](const py::sequence& records, bool all) -> py::object {
         std::vector<bwsk::Record> recs = records_from_python(records);
         if (recs.empty()) throw bwsk::TermError("build needs at least one record");
-        std::vector<Id> ids = locked([&](bwsk::Store& s) { return bwsk::build_records(s, recs); });
+        std::vector<Id> ids = locked([&](Store& s) { return bwsk::build_records(s, recs); });
         if (all) return py::cast(ids);
         return py::cast(ids.back());
     }, py::arg("records"), py::arg("all") = false,
        "Build postfix records in one call; the last record's id, or every id if all.");
     m.def("export", [](Id t) {
-        bwsk::Exported e = locked([&](bwsk::Store& s) { return bwsk::export_dag(s, t); });
+        bwsk::Exported e = locked([&](Store& s) { return bwsk::export_dag(s, t); });
         py::list records(e.records.size());
-        for (std::size_t i = 0; i < e.records.size(); ++i) records[i] = record_to_python(e.records[i]);
+        for (std::size_t i = 0; i < e.records.size(); ++i)
+            records[i] = record_to_python(e.records[i]);
         return py::make_tuple(records, py::cast(e.refs));
-    }, py::arg("t"), "(records, refs): the reachable DAG, children first, and per-record reference counts.");
+    }, py::arg("t"), "(records, refs): the reachable DAG, children first, and per-record "
+       "reference counts.");
     m.def("node", [](Id t) {
-        return record_to_python(locked([&](bwsk::Store& s) { return bwsk::node_record(s, t); }));
+        return record_to_python(locked([&](Store& s) { return bwsk::node_record(s, t); }));
     }, py::arg("t"), "One node as a record whose app/lam fields are node ids.");
-    m.def("size", [](Id t) { return locked([&](bwsk::Store& s) { return bwsk::reachable(s, t).size(); }); },
+    m.def("size", [](Id t) { return locked([&](Store& s) { return bwsk::reachable(s, t).size(); }); },
           py::arg("t"), "Distinct nodes reachable from t.");
-    m.def("tree_size", [](Id t) { return locked([&](bwsk::Store& s) { return bwsk::tree_size(s, t); }); },
+    m.def("tree_size", [](Id t) { return locked([&](Store& s) { return bwsk::tree_size(s, t); }); },
           py::arg("t"), "Nodes of the unshared tree of t, saturating at 2**64 - 1.");
 }
 
 void bind_rewriting(py::module_& m) {
     m.def("normalize", [](Id t, std::uint64_t max_steps) {
-        return locked([&](bwsk::Store& s) { return bwsk::normalize(s, t, nullptr, interruptible(max_steps)); });
+        bwsk::NormalizeOptions options = interruptible(max_steps);
+        return locked([&](Store& s) { return bwsk::normalize(s, t, nullptr, options); });
     }, py::arg("t"), py::arg("max_steps") = bwsk::NormalizeOptions{}.max_steps,
        "The normal form of t; TermError past max_steps rewrites or on a looping term.");
     m.def("normalize_with_stats", [](Id t, std::uint64_t max_steps) {
         std::vector<std::uint64_t> fired;
-        Id r = locked([&](bwsk::Store& s) { return bwsk::normalize(s, t, &fired, interruptible(max_steps)); });
+        bwsk::NormalizeOptions options = interruptible(max_steps);
+        Id r = locked([&](Store& s) { return bwsk::normalize(s, t, &fired, options); });
         return py::make_tuple(r, stats_dict(fired));
     }, py::arg("t"), py::arg("max_steps") = bwsk::NormalizeOptions{}.max_steps,
        "(normal form, {rule text: times fired in this call}) for the rules that fired.");
     m.def("abstract", [](std::string var, Id t) {
-        return locked([&](bwsk::Store& s) { return bwsk::abstract(s, var, t); });
-    }, py::arg("var"), py::arg("t"), "Bracket abstraction of the free variable var (not normalized).");
+        return locked([&](Store& s) { return bwsk::abstract(s, var, t); });
+    }, py::arg("var"), py::arg("t"), "Bracket abstraction of the free variable var (unnormalized).");
     m.def("rules", [] { return bwsk::default_rules().texts(); }, "The rewrite rules, in match order.");
     m.def("store_stats", [] {
         std::pair<std::size_t, std::size_t> nb =
-            locked([](bwsk::Store& s) { return std::make_pair(s.size(), s.bytes()); });
+            locked([](Store& s) { return std::make_pair(s.size(), s.bytes()); });
         py::dict d;
         d["nodes"] = nb.first;
         d["bytes"] = nb.second;

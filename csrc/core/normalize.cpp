@@ -46,7 +46,8 @@ private:
     Id reduce(Id t) {
         Id memo = s_.nf[t];
         if (memo == kInProgress)
-            throw TermError("term has no normal form: a subterm reduces to a term containing itself");
+            throw TermError(
+                "term has no normal form: a subterm reduces to a term containing itself");
         if (memo != kNone) return memo;
         stack_guard();
         s_.nf[t] = kInProgress;

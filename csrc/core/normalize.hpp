@@ -16,13 +16,13 @@ struct NormalizeOptions {
     std::function<bool()> interrupted;  // polled by the caller's thread (see run_deep)
 };
 
-// The normal form of t. Idempotent: normalize(normalize(t)) == normalize(t). Lambdas are
+// The normal form of t, always under default_rules() (Store::nf memoizes normal forms
+// under those rules). Idempotent: normalize(normalize(t)) == normalize(t). Lambdas are
 // removed by bracket abstraction. If `fired` is given it receives, per entry of
-// default_rules().texts(), how many times that rule fired in this call (memoized work is not redone,
-// so it is not counted again). Throws TermError on ill-formed terms, on a term whose
-// innermost reduction loops, and past max_steps; Interrupted when options.interrupted
-// says so. Runs on a large-stack thread.
-// Always the default rule set: Store::nf memoizes normal forms under those rules.
+// default_rules().texts(), how many times that rule fired in this call (memoized work is
+// not redone, so it is not counted again). Throws TermError on ill-formed terms, on a term
+// whose innermost reduction loops, and past max_steps; Interrupted when
+// options.interrupted says so. Runs on a large-stack thread.
 Id normalize(Store& store, Id t, std::vector<std::uint64_t>* fired = nullptr,
              NormalizeOptions options = {});
 

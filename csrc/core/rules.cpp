@@ -57,7 +57,8 @@ private:
     }
     bool at_atom() {
         skip_space();
-        return pos_ < s_.size() && (s_[pos_] == '(' || std::isalpha(static_cast<unsigned char>(s_[pos_])));
+        if (pos_ >= s_.size()) return false;
+        return s_[pos_] == '(' || std::isalpha(static_cast<unsigned char>(s_[pos_]));
     }
     std::int16_t add(Pat p) {
         rule_.pats.push_back(p);

@@ -100,7 +100,7 @@ void test_normalize(Store& s) {
     CHECK(throws([&] { normalize(s, ap(s, sii, ap(s, sii, p)), nullptr, few); }, "gave up"));
 }
 
-// Church numeral 2 applied to itself four times (two two two two two g y): 2^65536 applications, so only an
+// two two two two two g y, with Church numeral two: 2^65536 applications of g, so only an
 // interruption (or the step limit) ends it.
 void test_interrupt(Store& s) {
     Id f = s.prim("f", ""), x = s.prim("x", "");
