@@ -57,7 +57,12 @@ void await(Job& job, const std::function<bool()>& interrupted) {
         if (job.finished.wait_for(lock, kPollEvery, [&] { return job.done; })) break;
         if (!interrupted || job.cancel.load()) continue;
         lock.unlock();  // the poll may take the Python GIL: never while holding the job lock
-        if (interrupted()) job.cancel.store(true);
+        bool stop = true;  // a failing poll stops the walk: the worker must be joined first
+        try {
+            stop = interrupted();
+        } catch (...) {
+        }
+        if (stop) job.cancel.store(true);
         lock.lock();
     }
 }
