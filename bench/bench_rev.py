@@ -5,9 +5,11 @@ Model: pre-LN GPT-style couplings, F = LayerNorm + causal self-attention, G = La
           2..32 blocks, and peak RSS of one 12-block training step in a fresh process;
   drift   max |inverse(forward(x)) - x| at 32 blocks, float vs exact mode, fp32 and bf16;
   time    median of N training steps (forward + backward), 12 blocks, d_model 256, seq 256,
-          batch 4: conventional autograd, bwsk RevSequential (float, exact), revlib; the
-          variants run round-robin so a loaded machine slows them alike.
+          batch 4: conventional autograd, bwsk RevSequential (float, exact), revlib; one
+          torch thread, CPU seconds of the stepping thread (robust to other processes) and
+          wall seconds, variants round-robin.
 Run: .venv/bin/python bench/bench_rev.py [--steps 5] [--json out/bench_rev.json]
+     [--parts memory rss drift time]
 """
 
 from __future__ import annotations
@@ -84,16 +86,26 @@ def saved_bytes(kind: str, depth: int) -> int:
     return total
 
 
-def step_times(kinds: tuple[str, ...], steps: int) -> dict[str, list[float]]:
-    """Training-step seconds per variant, taken round-robin so machine load hits all alike."""
+def step_times(kinds: tuple[str, ...], steps: int) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU seconds of training steps per variant, taken round-robin.
+
+    CPU seconds are those of this thread with torch on one thread (CPU autograd runs on the
+    calling thread), so other processes on a loaded machine barely move them.
+    """
     loss_of = {k: runner(k, 12) for k in kinds}
-    times: dict[str, list[float]] = {k: [] for k in kinds}
-    for _ in range(steps + 1):  # the first round warms up
-        for k in kinds:
-            start = time.perf_counter()
-            loss_of[k]().backward()
-            times[k].append(time.perf_counter() - start)
-    return {k: t[1:] for k, t in times.items()}
+    times = {k: {"wall": [], "cpu": []} for k in kinds}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(steps + 1):  # the first round warms up
+            for k in kinds:
+                wall, cpu = time.perf_counter(), time.thread_time()
+                loss_of[k]().backward()
+                times[k]["cpu"].append(time.thread_time() - cpu)
+                times[k]["wall"].append(time.perf_counter() - wall)
+    finally:
+        torch.set_num_threads(threads)
+    return {k: {m: v[1:] for m, v in t.items()} for k, t in times.items()}
 
 
 def _peak_rss_child(kind: str, queue) -> None:
@@ -147,32 +159,53 @@ def table(title: str, header: list[str], rows: list[list]) -> None:
             print("  " + "  ".join("-" * w for w in widths))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    out: dict = {"config": {"d_model": D, "heads": HEADS, "seq": SEQ, "batch": BATCH,
-                            "threads": torch.get_num_threads()}}
+def part_memory(args, out: dict) -> None:
     depths = (2, 4, 8, 16, 32)
     mem = {k: [saved_bytes(k, n) for n in depths] for k in KINDS}
     out["saved_bytes"] = {k: dict(zip(depths, v, strict=True)) for k, v in mem.items()}
     table("bytes saved for backward (MiB)", ["blocks", *KINDS],
           [[n, *(f"{mem[k][i] / 2**20:.1f}" for k in KINDS)] for i, n in enumerate(depths)])
+
+
+def part_rss(args, out: dict) -> None:
     rss = {k: peak_rss(k) for k in KINDS}
     out["peak_rss_bytes_12_blocks"] = rss
     table("peak RSS of one 12-block training step (MiB, fresh process)", list(KINDS),
           [[f"{rss[k] / 2**20:.0f}" for k in KINDS]])
+
+
+def part_drift(args, out: dict) -> None:
     drifts = {f"{m} {p}": drift(m == "exact", p == "bf16") for m in ("float", "exact")
               for p in ("fp32", "bf16")}
     out["drift_32_blocks"] = drifts
     table(f"max |inverse(forward(x)) - x| at 32 blocks (fixed-point step 2^-{ops.FRAC_BITS})",
           list(drifts), [[f"{v:.3g}" for v in drifts.values()]])
-    times = {k: statistics.median(t) for k, t in step_times(KINDS, args.steps).items()}
+
+
+def part_time(args, out: dict) -> None:
+    times = {k: {m: statistics.median(v) for m, v in t.items()}
+             for k, t in step_times(KINDS, args.steps).items()}
     out["step_seconds_median"] = times
     base = times["conventional"]
-    table(f"training step, 12 blocks (median of {args.steps})", ["variant", "seconds", "vs conv"],
-          [[k, f"{t:.3f}", f"{t / base:.2f}x"] for k, t in times.items()])
+    table(f"training step, 12 blocks, 1 thread (median of {args.steps})",
+          ["variant", "cpu s", "vs conv", "wall s", "vs conv"],
+          [[k, f"{t['cpu']:.3f}", f"{t['cpu'] / base['cpu']:.2f}x", f"{t['wall']:.3f}",
+            f"{t['wall'] / base['wall']:.2f}x"] for k, t in times.items()])
+
+
+PARTS = {"memory": part_memory, "rss": part_rss, "drift": part_drift, "time": part_time}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    args = ap.parse_args()
+    out: dict = {"config": {"d_model": D, "heads": HEADS, "seq": SEQ, "batch": BATCH,
+                            "threads": torch.get_num_threads()}}
+    for part in args.parts:
+        PARTS[part](args, out)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))
