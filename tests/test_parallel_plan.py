@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -149,9 +150,10 @@ def test_apply_rejects_missing_modules():
         apply(torch.nn.Linear(2, 2), {"axis": "tensor", "plan": {"nope": "colwise"}}, None)
 
 
-def _cli(*args):
+def _cli(*args, cache=None):
+    env = {**os.environ, "BWSK_CACHE": str(cache)} if cache else None
     return subprocess.run([sys.executable, "-m", "bwsk", "plan", *args], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=env)
 
 
 @pytest.mark.slow
@@ -160,8 +162,13 @@ def test_cli_reports_gpt2_and_rejects_bad_input(tmp_path):
     out, dot = tmp_path / "p.json", tmp_path / "p.dot"
     small = ("--layers", "2", "--d-model", "64", "--heads", "4", "--vocab", "128", "--seq-len", "8")
     r = _cli("gpt2", "--world-size", "2", *small,
-             "--json", str(out), "--dot", str(dot), "--axis", "tensor")
+             "--json", str(out), "--dot", str(dot), "--axis", "tensor", cache=tmp_path)
     assert r.returncode == 0, r.stderr
+    again = tmp_path / "again.json"  # from the cached shape-only graph: the same report
+    r2 = _cli("gpt2", "--world-size", "2", *small, "--json", str(again), "--axis", "tensor",
+              cache=tmp_path)
+    assert r2.returncode == 0 and again.read_text() == out.read_text()
+    assert len(list((tmp_path / "plan").glob("*.pkl"))) == 1
     assert "per layer" in r.stdout and "all-reduce" in r.stdout
     report = json.loads(out.read_text())
     assert report["schema"] == "bwsk.plan/1" and report["world_size"] == 2
@@ -174,7 +181,7 @@ def test_cli_reports_gpt2_and_rejects_bad_input(tmp_path):
     for args, message in ((("--world-size", "1"), "at least 2"),
                           (("--world-size", "3", "--axis", "tensor"), "not divisible"),
                           (("--world-size", "2", "--check", str(bad)), "does not have")):
-        r = _cli("gpt2", *small, *args)
+        r = _cli("gpt2", *small, *args, cache=tmp_path)
         last = r.stderr.strip().splitlines()[-1]  # (transformers may warn first)
         assert r.returncode == 2 and last.startswith("bwsk: error:") and message in last
 

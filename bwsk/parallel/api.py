@@ -84,6 +84,32 @@ def check_world(module, axes: list[str], world: int, batch: int, seq_len: int,
     return skipped
 
 
+def _traced(model, axes, world, batch, seq_len, sizes, strict, check):
+    """(graph, module, skipped axes): checks first, then the trace (cached for zoo names)."""
+    from bwsk.parallel import cache
+    from bwsk.zoo import SEEDS
+
+    k = cache.key(model, sizes, batch, seq_len) if isinstance(model, str) and model in SEEDS \
+        else None
+    graph = cache.load(k) if k else None
+    if graph is not None:
+        module = graph.source
+        skipped = check_world(module, axes, world, batch, seq_len, strict)
+        if check is not None:
+            check(module)
+        return graph, module, skipped
+    module, example = build_module(model, batch=batch, seq_len=seq_len, sizes=sizes)
+    skipped = check_world(module, axes, world, batch, seq_len, strict)
+    if check is not None:
+        check(module)
+    from bwsk.frontends.torch import graph_of
+
+    graph = graph_of(module, example)
+    if k:
+        cache.store(k, graph, module)
+    return graph, module, skipped
+
+
 def plan(model: Any, world_size: int, axes: list[str] | None = None, *, batch: int = 2,
          seq_len: int = 8, dtype: str | None = None, microbatches: int | None = None,
          sizes: dict | None = None, name: str | None = None, check=None) -> dict:
@@ -104,13 +130,8 @@ def plan(model: Any, world_size: int, axes: list[str] | None = None, *, batch: i
         batch, seq_len = [*list(shape or ()), batch, seq_len][:2]
         skipped = check_world(module, axes, world_size, int(batch), int(seq_len), strict)
     else:
-        module, example = build_module(model, batch=batch, seq_len=seq_len, sizes=sizes)
-        skipped = check_world(module, axes, world_size, batch, seq_len, strict)
-        if check is not None:
-            check(module)
-        from bwsk.frontends.torch import graph_of
-
-        graph = graph_of(module, example)
+        graph, module, skipped = _traced(model, axes, world_size, batch, seq_len, sizes, strict,
+                                         check)
     entries = [axis_report(graph, a, world_size, ITEMSIZE.get(dtype or ""), microbatches)
                for a in axes if a not in skipped]
     label = name or (model if isinstance(model, str) else type(module or model).__name__)
