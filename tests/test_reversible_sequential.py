@@ -198,3 +198,14 @@ def test_sublayers_that_ignore_their_input():
         return [x1.grad.clone(), x2.grad.clone(), *(p.grad.clone() for p in model.parameters())]
 
     assert _max_rel_err(grads(model), grads(model.conventional)) <= 1e-5
+
+
+def test_backward_twice_with_retain_graph():
+    model = _stack(2, p_drop=0.2)
+    x1, x2 = _inputs()
+    loss = sum(model(x1, x2)).square().mean()
+    loss.backward(retain_graph=True)
+    first = x1.grad.clone()
+    x1.grad = None
+    loss.backward()
+    assert torch.equal(first, x1.grad)

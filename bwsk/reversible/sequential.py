@@ -90,7 +90,6 @@ class _RevFunction(torch.autograd.Function):
             for i in range(last, -1, -1):
                 ys, dys = ctx.stack._block_backward(i, ctx.codec, ys, dys, ctx.rngs[i], grads,
                                                     owned=i < last)
-        ctx.rngs = None
         return (None, *dys, *(grads.get(id(p)) for p in ctx.params))
 
 
