@@ -262,7 +262,8 @@ def _gather(ctx: Ctx) -> Judgement:
     def inv(s, ins, outs):
         y = np.moveaxis(outs[0], axis, -1) if rows.shape[1] == 1 else outs[0]
         flat = np.asarray(y, np.float64).reshape(-1, rows.shape[1])
-        d = ((flat[:, None, :] - rows[None].astype(np.float64)) ** 2).sum(-1)
+        r = rows.astype(np.float64)
+        d = (r * r).sum(1)[None, :] - 2 * flat @ r.T  # |y - row|^2 up to |y|^2
         return np.argmin(d, axis=1).reshape(np.shape(outs[0])[: np.ndim(outs[0]) - table.ndim + 1])
 
     return injective(ctx, "embedding rows are pairwise distinct", inv)

@@ -10,29 +10,63 @@ from bwsk.catalogue.base import Ctx, Judgement, collision, entry, gray, injectiv
 from bwsk.catalogue.layout import concrete
 from bwsk.catalogue.run import run_node
 
-_PINV: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_CACHE: dict[tuple[str, int], tuple[np.ndarray, object]] = {}
 
 
-def pinv(w: np.ndarray) -> np.ndarray:
-    """Pseudo-inverse of a weight, cached by identity (inverse programs reuse it per call)."""
-    hit = _PINV.get(id(w))
-    if hit is None or hit[0] is not w:
-        if len(_PINV) > 64:
-            _PINV.clear()
-        hit = _PINV[id(w)] = (w, np.linalg.pinv(np.asarray(w, np.float64)))
+def cached(kind: str, m: np.ndarray, make):
+    """``make(m)`` memoized by the identity of ``m`` (blocks and inverse calls share nodes)."""
+    hit = _CACHE.get((kind, id(m)))
+    if hit is None or hit[0] is not m:
+        if len(_CACHE) > 256:
+            _CACHE.clear()
+        hit = _CACHE[(kind, id(m))] = (m, make(m))
     return hit[1]
 
 
-def spectrum(m: np.ndarray) -> tuple[float, float, float]:
-    """(smallest singular value, largest, rank tolerance) of the map x -> m @ x (columns)."""
+def gram(m: np.ndarray) -> np.ndarray:
     a = np.asarray(m, np.float64)
-    gram = a.T @ a
-    s = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0, None))
-    eps = np.finfo(np.float32 if np.asarray(m).dtype != np.float64 else np.float64).eps
-    if not s.size:
+    return cached("gram", m, lambda _: a.T @ a)
+
+
+def spectrum(m: np.ndarray, dtype=np.float32) -> tuple[float, float, float]:
+    """(smallest singular value, largest, rank tolerance) of x -> m @ x. A Cholesky factor of
+    gram - tol^2 I certifies sigma_min > tol; sigma_min itself is estimated by inverse power
+    iteration, and the tolerance uses the Frobenius norm (an upper bound on sigma_max)."""
+    g = gram(m)
+    if not g.size:
         return 0.0, 0.0, 0.0
-    tol = float(s.max() * max(a.shape) * eps)
-    return float(s.min()), float(s.max()), tol
+    eps = np.finfo(dtype).eps  # the precision the model computes in, not the probe's
+    frob = float(np.sqrt(max(np.trace(g), 0.0)))
+    tol = frob * max(m.shape) * eps
+    try:
+        np.linalg.cholesky(g - tol * tol * np.eye(len(g)))
+    except np.linalg.LinAlgError:
+        s = np.sqrt(np.clip(np.linalg.eigvalsh(g), 0, None))
+        return float(s.min()), float(s.max()), tol
+    ginv = cached("ginv", m, lambda _: np.linalg.inv(g))
+    v = np.random.default_rng(0).standard_normal(len(g))
+    for _ in range(30):
+        v = ginv @ v
+        v /= np.linalg.norm(v)
+    quotient = float(v @ ginv @ v)
+    if quotient <= 0:  # numerically indefinite: take the exact spectrum
+        return float(np.sqrt(max(np.linalg.eigvalsh(g).min(), 0.0))), frob, tol
+    return max(1 / np.sqrt(quotient), tol), frob, tol
+
+
+def solve_columns(m: np.ndarray, y_cols: np.ndarray) -> np.ndarray:
+    """Least-squares x with m @ x = y for full-column-rank m (normal equations, cached)."""
+    ginv = cached("ginv", m, lambda _: np.linalg.inv(gram(m)))
+    return ginv @ (np.asarray(m, np.float64).T @ np.asarray(y_cols, np.float64))
+
+
+def apply_left(w_map: np.ndarray, y: np.ndarray, last: bool) -> np.ndarray:
+    """Undo y = x @ W (``last``: m = W.T acts on the last axis) or y = W @ x."""
+    if last:
+        flat = np.asarray(y).reshape(-1, y.shape[-1]).T
+        x = solve_columns(w_map, flat).T
+        return x.reshape(*y.shape[:-1], w_map.shape[1])
+    return solve_columns(w_map, y)
 
 
 _NULL: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -60,7 +94,12 @@ def _null_vector(m: np.ndarray, seed: int = 0) -> np.ndarray:
     return v / np.abs(v).max()
 
 
-def rank_verdict(ctx: Ctx, m: np.ndarray, what: str, invert, shift) -> Judgement:
+def precision(w: np.ndarray):
+    """The float type a weight computes in (float32 unless it is float64)."""
+    return np.float64 if np.asarray(w).dtype == np.float64 else np.float32
+
+
+def rank_verdict(ctx: Ctx, m: np.ndarray, what: str, invert, shift, dtype=np.float32) -> Judgement:
     """S or K for x -> m @ x (columns of m = input dims); ``shift(ins, v)`` applies a kernel v."""
     rows, cols = m.shape
     if rows < cols:
@@ -74,7 +113,7 @@ def rank_verdict(ctx: Ctx, m: np.ndarray, what: str, invert, shift) -> Judgement
         return gray(
             ctx, f"{what}: weights not read (weights=False)", f"{what} has full column rank {cols}"
         )
-    smin, smax, tol = spectrum(m)
+    smin, smax, tol = spectrum(m, dtype)
     cond = f"smallest singular value {smin:.3g}, tolerance {tol:.3g}"
     if smin > tol:
         return injective(
@@ -108,13 +147,13 @@ def _matmul(ctx: Ctx) -> Judgement:
         return gray(ctx, "matmul with a batched or vector weight", "the weight has full rank")
     if slot == 0:  # y = x @ W: columns of the map are rows of W
         m = w.T
-        inv = lambda s, ins, outs: (outs[0] @ pinv(w)).astype(outs[0].dtype)  # noqa: E731
+        inv = lambda s, ins, outs: apply_left(m, outs[0], True).astype(outs[0].dtype)  # noqa: E731
         shift = lambda ins, v: replace(ins, 0, (ins[0] + v.astype(ins[0].dtype)))  # noqa: E731
     else:  # y = W @ x
         m = w
-        inv = lambda s, ins, outs: (pinv(w) @ outs[0]).astype(outs[0].dtype)  # noqa: E731
+        inv = lambda s, ins, outs: apply_left(m, outs[0], False).astype(outs[0].dtype)  # noqa: E731
         shift = lambda ins, v: replace(ins, 1, ins[1] + v.astype(ins[1].dtype)[:, None])  # noqa: E731
-    return rank_verdict(ctx, m, f"matmul weight {tuple(w.shape)}", inv, shift)
+    return rank_verdict(ctx, m, f"matmul weight {tuple(w.shape)}", inv, shift, precision(w))
 
 
 @entry("gemm", "2..3", "alpha*A'B' + beta*C: as matmul in the variable factor; C is a translation")
@@ -138,21 +177,21 @@ def _gemm(ctx: Ctx) -> Judgement:
         b = ctx.const(1).T if tb else ctx.const(1)
 
         def inv(s, ins, outs):
-            a = np.asarray((outs[0] - bias) / alpha, np.float64) @ pinv(b)
+            a = apply_left(b.T, np.asarray((outs[0] - bias) / alpha, np.float64), True)
             return (a.T if ta else a).astype(outs[0].dtype)
 
         def shift(ins, v):
             return replace(ins, 0, ins[0] + (v[:, None] if ta else v).astype(ins[0].dtype))
 
-        return rank_verdict(ctx, b.T, f"gemm weight {tuple(b.shape)}", inv, shift)
+        return rank_verdict(ctx, b.T, f"gemm weight {tuple(b.shape)}", inv, shift, precision(b))
     a = ctx.const(0).T if ta else ctx.const(0)
 
     def inv(s, ins, outs):
-        x = pinv(a) @ np.asarray((outs[0] - bias) / alpha, np.float64)
+        x = apply_left(a, np.asarray((outs[0] - bias) / alpha, np.float64), False)
         return (x.T if tb else x).astype(outs[0].dtype)
 
     shift = lambda ins, v: replace(ins, 1, ins[1] + (v if tb else v[:, None]).astype(ins[1].dtype))  # noqa: E731
-    return rank_verdict(ctx, a, f"gemm weight {tuple(a.shape)}", inv, shift)
+    return rank_verdict(ctx, a, f"gemm weight {tuple(a.shape)}", inv, shift, precision(a))
 
 
 def _gemm_c(ins, outs, alpha, beta, ta, tb):
@@ -252,7 +291,11 @@ def _conv(ctx: Ctx) -> Judgement:
             * (np.arange(x.shape[0]) == 0).reshape((-1,) + (1,) * (x.ndim - 1)),
         )
 
-    return rank_verdict(ctx, m, f"{op} operator {m.shape[0]}x{m.shape[1]}", inv, shift)
+    weight = (
+        ctx.const(1) if ctx.present(1) and ctx.const(1) is not None else np.zeros(0, np.float32)
+    )
+    what = f"{op} operator {m.shape[0]}x{m.shape[1]}"
+    return rank_verdict(ctx, m, what, inv, shift, precision(weight))
 
 
 def _window_swap(ctx: Ctx):

@@ -191,14 +191,16 @@ _GENERATORS += "hann_window mel_weight_matrix"
 _MIXERS = "affine_grid grid_sample roi_align dft stft einsum attention rotary_embedding lrn "
 _MIXERS += "swi_glu q_linear_conv q_linear_mat_mul mat_mul_integer "
 _MIXERS += "negative_log_likelihood_loss softmax_cross_entropy_loss"
+_RECURRENT = "rnn gru lstm causal_conv_with_state linear_attention"
+_DYNAMIC = "non_zero unique non_max_suppression"
 _WHY_GRAY = {
     "stochastic: the output is random, not a function of the input": _STOCHASTIC,
     "control flow over subgraphs: needs the subgraph's own analysis": "if loop scan sequence_map",
     "sequence/optional values are outside the tensor semantics": _SEQUENCES,
     "string ops: values are not real tensors": _STRINGS,
     "generators from sizes/shapes: the input is a shape, not data": _GENERATORS,
-    "recurrent cells: injectivity depends on the unrolled dynamics": "rnn gru lstm causal_conv_with_state linear_attention",
-    "data-dependent output shapes: collisions change the output shape": "non_zero unique non_max_suppression",
+    "recurrent cells: injectivity depends on the unrolled dynamics": _RECURRENT,
+    "data-dependent output shapes: collisions change the output shape": _DYNAMIC,
     "geometry/spectral ops with several interacting arguments": _MIXERS,
 }
 GRAY_BY_DESIGN: dict[str, str] = {
