@@ -5,7 +5,9 @@ closures, tuples are Python tuples, ``#i/n`` indexes (checking the arity), and `
 binds the attribute-less primitive ``x`` in ``e`` (by name, as the core does).
 
 Primitives come from ``prims``, looked up by name; a reference ``%w`` is looked up as the
-key ``"%w"``. A value may be
+key ``"%w"``. ``scope[prefix=p] f`` (a closed ``f``) is ``f`` with every reference ``%r`` in
+it looked up as ``"%p.r"``: the lowering applies one shared block body to each layer's
+weights this way. A value may be
   * ``Prim(fn, arity)``: ``fn`` receives ``arity`` positional arguments, curried;
   * any other callable: its arity is the number of its required positional parameters;
   * anything else: a constant.
@@ -115,22 +117,16 @@ def _proj(i: int, n: int):
 
 
 class _Program:
-    """A term's records evaluated bottom-up; nodes mentioning a lambda variable are
-    re-evaluated per call of their lambda, every other node once."""
+    """A term's records evaluated bottom-up under a reference ``prefix``; nodes mentioning a
+    lambda variable are re-evaluated per call of their lambda, every other node once (on
+    first use: a scoped program only needs its block)."""
 
-    def __init__(self, records: list[tuple], prims: dict):
-        self.records, self.prims = records, prims
-        varnames = {r[1] for r in records if r[0] == "lam"}
-        self.open = []
-        for r in records:
-            self.open.append(
-                (r[0] == "prim" and r[2] == "" and r[1] in varnames)
-                or (r[0] == "app" and (self.open[r[1]] or self.open[r[2]]))
-                or (r[0] == "lam" and self.open[r[2]]))
-        self.reached: dict[int, list[int]] = {}
-        self.values: list = []
-        for i in range(len(records)):
-            self.values.append(None if self.open[i] else self.compute(i, {}, {}))
+    def __init__(self, records: list[tuple], prims: dict, prefix: str = "", shared=None):
+        self.records, self.prims, self.prefix = records, prims, prefix
+        if shared is None:
+            shared = {"open": _open_nodes(records), "reached": {}, "scoped": {}}
+        self.shared, self.open = shared, shared["open"]
+        self.values: dict[int, Any] = {}
 
     def run(self, root: int, env: dict):
         """The value of ``root`` where the lambda variables have the values in ``env``."""
@@ -140,7 +136,23 @@ class _Program:
         return self.get(root, local)
 
     def get(self, i: int, local: dict):
-        return local[i] if i in local else self.values[i]
+        return local[i] if i in local else self.closed(i)
+
+    def closed(self, i: int):
+        """The value of the closed node ``i``, computing what it needs first."""
+        if i not in self.values:
+            todo, stack = set(), [i]
+            while stack:
+                j = stack.pop()
+                if j in todo or j in self.values:
+                    continue
+                todo.add(j)
+                r = self.records[j]
+                if r[0] == "app" and _scope_attrs(self.records, r) is None:
+                    stack.extend((r[1], r[2]))
+            for j in sorted(todo):
+                self.values[j] = self.compute(j, {}, {})
+        return self.values[i]
 
     def compute(self, i: int, env: dict, local: dict):
         record = self.records[i]
@@ -148,20 +160,41 @@ class _Program:
         if kind in COMBINATORS:
             return COMBINATORS[kind]
         if kind == "app":
+            attrs = _scope_attrs(self.records, record)
+            if attrs is not None:
+                return self.scoped(attrs).run(record[2], {})
             return self.get(record[1], local)(self.get(record[2], local))
         if kind == "lam":
             return self.closure(i, env)
         if kind == "prim":
             if record[2] == "" and record[1] in env:
                 return env[record[1]]
-            kwargs = {t.children[0]: _attr_value(t.children[1], self.prims)
-                      for t in _attr_trees(record[2]) if t is not None} if record[2] else {}
-            return _curry(self.lookup(record[1]), {str(k): v for k, v in kwargs.items()})
+            if self.prefix and record[2] == "" and self.open[i]:
+                raise TermError(f"evaluate: variable {record[1]!r} is free under scope[...]")
+            if record[1] == "scope":
+                raise TermError("evaluate: scope[...] must be applied directly to a term")
+            return _curry(self.lookup(record[1]), self.kwargs(record[2]))
         if kind == "ref":
-            return self.lookup("%" + record[1])
+            return self.lookup(f"%{self.prefix}.{record[1]}" if self.prefix else
+                               "%" + record[1])
         if kind == "tuple":
             return _tuple(record[1])
         return _proj(record[1], record[2])
+
+    def kwargs(self, attrs: str) -> dict:
+        return {str(t.children[0]): _attr_value(t.children[1], self.prims)
+                for t in _attr_trees(attrs) if t is not None} if attrs else {}
+
+    def scoped(self, attrs: str) -> _Program:
+        """The program reading references under this prefix extended by ``attrs``'s."""
+        prefix = self.kwargs(attrs).get("prefix")
+        if not isinstance(prefix, str):
+            raise TermError(f"evaluate: scope[{attrs}] needs a string prefix")
+        full = f"{self.prefix}.{prefix}" if self.prefix else prefix
+        programs = self.shared["scoped"]
+        if full not in programs:
+            programs[full] = _Program(self.records, self.prims, full, self.shared)
+        return programs[full]
 
     def lookup(self, name: str):
         if name not in self.prims:
@@ -174,7 +207,8 @@ class _Program:
 
     def reach(self, root: int) -> list[int]:
         """The open nodes ``root`` needs, children first; lambda bodies wait for a call."""
-        if root not in self.reached:
+        reached = self.shared["reached"]
+        if root not in reached:
             seen, stack = set(), [root]
             while stack:
                 i = stack.pop()
@@ -182,9 +216,27 @@ class _Program:
                     continue
                 seen.add(i)
                 r = self.records[i]
-                stack.extend((r[1], r[2]) if r[0] == "app" else ())
-            self.reached[root] = sorted(seen)
-        return self.reached[root]
+                if r[0] == "app" and _scope_attrs(self.records, r) is None:
+                    stack.extend((r[1], r[2]))
+            reached[root] = sorted(seen)
+        return reached[root]
+
+
+def _open_nodes(records: list[tuple]) -> list[bool]:
+    """Which records mention a lambda variable (by name, as the core binds them)."""
+    varnames = {r[1] for r in records if r[0] == "lam"}
+    open_: list[bool] = []
+    for r in records:
+        open_.append((r[0] == "prim" and r[2] == "" and r[1] in varnames)
+                     or (r[0] == "app" and (open_[r[1]] or open_[r[2]]))
+                     or (r[0] == "lam" and open_[r[2]]))
+    return open_
+
+
+def _scope_attrs(records: list[tuple], record: tuple) -> str | None:
+    """The attributes of ``scope[...]`` when ``record`` applies it, else None."""
+    fun = records[record[1]]
+    return fun[2] if fun[0] == "prim" and fun[1] == "scope" else None
 
 
 def evaluate(term, prims: dict, *args):

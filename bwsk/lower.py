@@ -2,10 +2,12 @@
 
 Ops are primitives ``atom[attrs]``, weights are ``%name`` references, small integer or
 scalar constants are written inline as ``const[...]``. A module repeated along a numbered
-scope (``h.0``, ``h.1``, ...) is lowered once as a closed function of its inputs and weights
-and applied to each instance's own references, so hash-consing makes the twelve blocks of a
-transformer one shared subterm. The whole term is handed to the native store in one
-``build`` call and normalized there (bracket abstraction removes the lambdas).
+scope (``h.0``, ``h.1``, ...) is lowered once as a closed function of its activation inputs
+whose weights are references relative to the block (``%attn.c_attn.weight``), and applied to
+each instance through the opaque primitive ``scope[prefix="h.0"]``. Primitives do not reduce,
+so the block body stays one shared subterm of the normal form too: the twelve blocks of a
+transformer cost one body plus a few nodes per layer. The whole term is handed to the native
+store in one ``build`` call and normalized there (bracket abstraction removes the lambdas).
 """
 
 from __future__ import annotations
@@ -67,10 +69,6 @@ def ref_name(name: str) -> str:
     """A value name as a legal ``%REF`` (exporter names may hold spaces or a leading '/')."""
     cleaned = _BAD_REF.sub("_", name) or "_"
     return cleaned if re.match(r"[A-Za-z0-9_]", cleaned[0]) else "_" + cleaned
-
-
-def _var_name(name: str) -> str:
-    return "w_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
 def _inline(array: np.ndarray) -> bool:
@@ -195,9 +193,10 @@ class Lowering:
                 env[name] = self.apply(self.emit(("proj", i, len(outputs))), result)
 
     def lower_block(self, block: Block, env: dict[str, int]) -> None:
-        """``(\\p1 .. pk. <outs>) a1 .. ak``: the body is the same record for equal blocks."""
-        params, args, outputs = self.interface(block)
-        inner: dict[str, int] = {}
+        """``scope[prefix=p] (\\a1 .. ak. <outs>) x1 .. xk``: the body has only relative weight
+        references and activation parameters, so it is the same record for equal blocks."""
+        params, relative, outputs = self.interface(block)
+        inner: dict[str, int] = {name: self.emit(("ref", rel)) for name, rel in relative}
         for name, var in params:
             inner[name] = self.emit(("prim", var, ""))
         for node in block.nodes:
@@ -205,33 +204,42 @@ class Lowering:
         fun = self.tuple_of([inner[name] for name in outputs])
         for _, var in reversed(params):
             fun = self.emit(("lam", var, fun))
-        call = self.apply(fun, *(self.value(a, env) for a in args))
+        scoped = self.emit(("prim", "scope", canonical_attrs({"prefix": block.scope})))
+        call = self.apply(scoped, fun, *(self.value(name, env) for name, _ in params))
         self.bind_outputs(outputs, call, env)
 
-    def interface(self, block: Block) -> tuple[list[tuple[str, str]], list[str], list[str]]:
-        """(params as (value, variable), arguments, outputs), named by position or by
-        weight name relative to the block so that equal blocks get equal bodies."""
+    def interface(self, block: Block) -> tuple[list[tuple[str, str]], list[tuple[str, str]],
+                                               list[str]]:
+        """(activation params as (value, variable), block weights as (value, relative ref),
+        outputs). Variables are named by position so that equal blocks get equal bodies."""
         produced = {o for n in block.nodes for o in n.outputs if o}
         params: list[tuple[str, str]] = []
+        relative: list[tuple[str, str]] = []
         seen: set[str] = set()
-        used: set[str] = set()
         for node in block.nodes:
             for name in node.inputs:
                 if not name or name in produced or name in seen:
                     continue
+                seen.add(name)
                 value = self.graph.values.get(name)
                 if value is not None and value.is_const and _inline(value.const):
                     continue
-                seen.add(name)
-                relative = name.removeprefix(block.scope + ".")
-                var = _var_name(relative) if relative != name else f"p{len(params)}"
-                if var in used:
-                    var = f"{var}_{len(params)}"
-                used.add(var)
-                params.append((name, var))
+                rel = _relative_ref(name, block.scope)
+                if value is not None and value.is_const and rel:
+                    relative.append((name, rel))
+                else:
+                    params.append((name, f"p{len(params)}"))
         users = self.graph.consumers
         inside = {id(n) for n in block.nodes}
         wanted = set(self.graph.outputs)
         outputs = [o for n in block.nodes for o in n.outputs if o and (
             o in wanted or any(id(u) not in inside for u in users.get(o, [])))]
-        return params, [name for name, _ in params], outputs
+        return params, relative, outputs
+
+
+def _relative_ref(name: str, scope: str) -> str:
+    """``name`` relative to ``scope`` when ``%scope.rel`` is exactly its reference, else ''."""
+    rel = name.removeprefix(scope + ".")
+    if rel == name or ref_name(name) != name or ref_name(rel) != rel:
+        return ""
+    return rel

@@ -61,3 +61,25 @@ def test_projection_checks_arity():
 def test_arity_of_a_variadic_callable_needs_prim():
     with pytest.raises(TermError, match="Prim"):
         evaluate(parse("max"), {"max": max}, 1)
+
+
+SCOPED = {**VALUES, "%h.0.w": 10, "%h.1.w": 20, "%h.1.in.w": 300}
+
+
+@pytest.mark.parametrize(("text", "args", "value"), [
+    ('scope[prefix="h.0"] (\\x. add x %w)', (1,), 11),
+    ('\\x. <scope[prefix="h.0"] (add %w) x, scope[prefix="h.1"] (add %w) x, %w>', (1,),
+     (11, 21, 3)),
+    ('scope[prefix="h"] (scope[prefix="1.in"] %w)', (), 300),
+])
+def test_scope_reads_relative_references_under_its_prefix(text, args, value):
+    term = parse(text)
+    assert evaluate(term, SCOPED, *args) == value
+    assert evaluate(term.normalize(), SCOPED, *args) == value
+
+
+@pytest.mark.parametrize("text", ['\\x. scope[prefix="h.0"] x', "scope[prefix=3] %w",
+                                  'B scope[prefix="h.0"] neg'])
+def test_scope_needs_a_closed_term_and_a_string_prefix(text):
+    with pytest.raises(TermError, match="scope"):
+        evaluate(parse(text), SCOPED, 1)
