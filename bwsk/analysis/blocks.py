@@ -13,7 +13,7 @@ from bwsk.catalogue import Judgement
 from bwsk.catalogue.run import opset_of
 from bwsk.ir import Graph
 
-BLOCK_TRIES = 4  # lifted witness attempts executed across all blocks of one analysis
+BLOCK_TRIES = 3  # lifted witness attempts executed across all blocks of one analysis
 _KINDS = (
     ("coupling", "coupling"),
     ("attn", "attention"),

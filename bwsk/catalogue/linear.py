@@ -29,15 +29,19 @@ def gram(m: np.ndarray) -> np.ndarray:
 
 
 def spectrum(m: np.ndarray, dtype=np.float32) -> tuple[float, float, float]:
-    """(smallest singular value, largest, rank tolerance) of x -> m @ x. A Cholesky factor of
-    gram - tol^2 I certifies sigma_min > tol; sigma_min itself is estimated by inverse power
-    iteration, and the tolerance uses the Frobenius norm (an upper bound on sigma_max)."""
+    """(smallest singular value, largest, rank tolerance) of x -> m @ x, with numpy's rank
+    tolerance sigma_max * max(shape) * eps. A Cholesky factor of gram - tol^2 I certifies
+    sigma_min > tol; sigma_min and sigma_max are estimated by (inverse) power iteration."""
     g = gram(m)
     if not g.size:
         return 0.0, 0.0, 0.0
     eps = np.finfo(dtype).eps  # the precision the model computes in, not the probe's
-    frob = float(np.sqrt(max(np.trace(g), 0.0)))
-    tol = frob * max(m.shape) * eps
+    v = np.random.default_rng(1).standard_normal(len(g))
+    for _ in range(30):
+        v = g @ v
+        v /= np.linalg.norm(v)
+    smax = float(np.sqrt(max(v @ g @ v, 0.0))) * 1.01  # sigma_max, rounded up
+    tol = smax * max(m.shape) * eps
     try:
         np.linalg.cholesky(g - tol * tol * np.eye(len(g)))
     except np.linalg.LinAlgError:
@@ -50,8 +54,8 @@ def spectrum(m: np.ndarray, dtype=np.float32) -> tuple[float, float, float]:
         v /= np.linalg.norm(v)
     quotient = float(v @ ginv @ v)
     if quotient <= 0:  # numerically indefinite: take the exact spectrum
-        return float(np.sqrt(max(np.linalg.eigvalsh(g).min(), 0.0))), frob, tol
-    return max(1 / np.sqrt(quotient), tol), frob, tol
+        return float(np.sqrt(max(np.linalg.eigvalsh(g).min(), 0.0))), smax, tol
+    return max(1 / np.sqrt(quotient), tol), smax, tol
 
 
 def solve_columns(m: np.ndarray, y_cols: np.ndarray) -> np.ndarray:
