@@ -3,6 +3,11 @@
 // Importing the module only loads this library; the static TORCH_LIBRARY blocks register the
 // schemas with the dispatcher. Typed wrappers, fake kernels and autograd formulas live in
 // bwsk/reversible/ops.py. The CUDA kernels (rev_cuda.cu) register under the same schemas.
+//
+// The loops run through TensorIterator: cpu_kernel_vec applies the functor to at::vec
+// vectors with a scalar tail, and TensorIterator::for_each splits the range over threads
+// with at::parallel_for. The trailing-underscore ops write into their first argument, which
+// the reversible backward uses on buffers it owns to avoid an allocation per block.
 #include <Python.h>
 
 #include <ATen/Dispatch.h>
