@@ -113,7 +113,9 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
             src, verdict, reason, conds = first[sig]
             out.append(BlockVerdict(name, kind, nodes, verdict, reason, conds, repeat_of=src))
             continue
-        result = prove(sub, [judgements[k] for k in members], budget=budget)
+        # wrappers spanning most of the model are not worth re-executing it for a witness
+        wide = 2 * len(members) > len(graph.nodes)
+        result = prove(sub, [judgements[k] for k in members], budget=[0] if wide else budget)
         repeat = first[sig][0] if sig in first else None
         first.setdefault(sig, (name, result.verdict, result.reason, result.conditions))
         out.append(
