@@ -151,16 +151,24 @@ def license_coupling(graph: Graph) -> License:
         raise TrainingError(f"cannot license {graph.name}: analysis failed: {exc}") from exc
     if result.verdict == "S":
         return License(graph.name, list(result.extra.get("inverse_steps", [])))
-    nodes = {n.name: n for n in graph.nodes}
-    opaque_out = {o for n in graph.nodes if n.op == OPAQUE for o in n.outputs}
-    blockers, merges = [], []
-    for cond in result.conditions or [result.reason]:
-        name, _, why = cond.partition(": ")
-        node = nodes.get(name)
-        text = f"{node.op} ({node.scope or name}): {why}" if node else cond
-        # A merge (x + F(...)) only stops recovery because something downstream of it did.
-        (merges if node and opaque_out & set(node.inputs) else blockers).append(text)
-    blockers = blockers or merges
     raise TrainingError(f"cannot convert {graph.name.removesuffix('.coupling')} to a reversible "
                         f"coupling: not proved injective ({result.verdict}); blocked by "
-                        f"{'; '.join(blockers)}")
+                        f"{'; '.join(_blockers(graph, result.conditions or [result.reason]))}")
+
+
+def _blockers(graph: Graph, conditions: list[str]) -> list[str]:
+    """Where recovery stopped, root cause first: recovery runs from the outputs backwards,
+    so the most downstream op is the one that stopped it, and a merge (x + F(...)) only stops
+    because something downstream of it did."""
+    index = {n.name: k for k, n in enumerate(graph.nodes)}
+    opaque_out = {o for n in graph.nodes if n.op == OPAQUE for o in n.outputs}
+    ranked = []
+    for cond in conditions:
+        name, _, why = cond.partition(": ")
+        if name not in index:
+            ranked.append((2, 0, cond))
+            continue
+        node = graph.nodes[index[name]]
+        merge = bool(opaque_out & set(node.inputs))
+        ranked.append((int(merge), -index[name], f"{node.op} ({node.scope or name}): {why}"))
+    return [text for *_, text in sorted(ranked)]
