@@ -212,3 +212,42 @@ def test_small_residual_chain_applies_correctly():
     h1 = add(y, f0(y))
     h2 = add(h1, f1(h1))
     assert n(y).normalize() == add(h2, f2(h2))
+
+
+def _lambdas(names: list[str], body: Term) -> Term:
+    for name in reversed(names):
+        body = lam(name, body)
+    return body
+
+
+def _expected_nested(n: int, f: Term) -> Term:
+    """The normal form of ``\\x0 .. x(n-1). f x0 x(n-1)``: (B K)^(n-2) applied to f."""
+    result = f
+    for _ in range(n - 2):
+        result = B(K, result)
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("names_first", [False, True])
+def test_100k_nested_lambdas_normalize(names_first):
+    """Abstracting each lambda by re-walking the body took hours; with the variables
+    interned before the body, their string ids do not bound the body's."""
+    n = 100_000
+    names = [f"nest{int(names_first)}_{i}" for i in range(n)]
+    if names_first:
+        for name in names:
+            prim(name)
+    f = prim(f"nest{int(names_first)}_f")
+    nested = _lambdas(names, f(prim(names[0]), prim(names[-1])))
+    assert nested.normalize() == _expected_nested(n, f)
+
+
+def test_nested_lambdas_normalize_in_near_linear_time():
+    n = 20_000  # the quadratic abstraction needed ~50 s here
+    names = [f"early{i}" for i in range(n)]
+    for name in names:
+        prim(name)
+    g = prim("early_g")
+    nested = _lambdas(names, g(prim(names[0]), prim(names[-1])))
+    assert nested.normalize() == _expected_nested(n, g)

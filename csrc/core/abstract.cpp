@@ -29,8 +29,13 @@ private:
 
     Done abs(Id t) {
         if (t == x_) return {t, s_.comb(Kind::I)};
-        if (s_.lacks_var[t] == var_) return {t, kNone};
+        if (s_.lacks(t, var_)) return {t, kNone};
         if (const Done* done = memo_.find(t)) return *done;
+        Id rep = s_.var_rep(t);
+        if (rep != t && !s_.has_lam(t) && abs(rep).abs == kNone) {  // K (K (... M)): just M
+            s_.lacks_var[t] = var_;
+            return {t, kNone};
+        }
         stack_guard();
         Done d{t, kNone};
         const Node n = s_.node(t);

@@ -33,6 +33,7 @@ Kind kind_from_name(std::string_view name) {
 }
 
 Store::Store() : table_(1024, kNone) {
+    no_attrs_ = intern_string("");
     for (int k = 0; k < kNumCombinators; ++k) intern(static_cast<Kind>(k), 0, 0);
 }
 
@@ -62,6 +63,11 @@ Id Store::intern(Kind k, Id a, Id b) {
             nargs_.push_back(is_app ? nargs_[a] + 1 : 0);
             nf.push_back(kNone);
             lacks_var.push_back(kNone);
+            vars_.push_back(summarize(k, a, b));
+            var_rep_.push_back(!is_app            ? t
+                               : !vars_[a].bloom ? var_rep_[b]
+                               : !vars_[b].bloom ? var_rep_[a]
+                                                 : t);
             table_[i] = t;
             if (nodes_.size() * 2 > table_.size()) grow_table();
             return t;
@@ -69,6 +75,14 @@ Id Store::intern(Kind k, Id a, Id b) {
         const Node& n = nodes_[t];
         if (n.kind == k && n.a == a && n.b == b) return t;
     }
+}
+
+Store::VarSummary Store::summarize(Kind k, Id a, Id b) const {
+    if (k == Kind::Prim && b == no_attrs_) return {a, a, var_bit(a)};
+    if (k == Kind::Lam) return {vars_[b].lo, vars_[b].hi, vars_[b].bloom | kHasLam};
+    if (k != Kind::App) return {kNone, 0, 0};
+    const VarSummary &f = vars_[a], &x = vars_[b];
+    return {f.lo < x.lo ? f.lo : x.lo, f.hi > x.hi ? f.hi : x.hi, f.bloom | x.bloom};
 }
 
 void Store::grow_table() {
@@ -123,6 +137,8 @@ std::size_t Store::bytes() const {
     std::size_t total = nodes_.capacity() * sizeof(Node) + head_.capacity() * sizeof(Id) +
                         nargs_.capacity() * sizeof(std::uint32_t) + nf.capacity() * sizeof(Id) +
                         lacks_var.capacity() * sizeof(Id) +
+                        vars_.capacity() * sizeof(VarSummary) +
+                        var_rep_.capacity() * sizeof(Id) +
                         table_.capacity() * sizeof(Id);
     for (const auto& s : strings_) total += sizeof(std::string) + s.capacity();
     return total + string_ids_.size() * (sizeof(std::string_view) + sizeof(Id) + 16);

@@ -69,10 +69,35 @@ public:
     // earlier layers, which many lambdas of one variable name would otherwise re-walk.
     std::vector<Id> lacks_var;
 
+    // Whether the variable (string id) var surely does not occur in t, which has no lambdas
+    // either: answered in O(1) from a per-node summary of the attribute-less primitives in
+    // t, so abstracting many nested lambdas does not re-walk each intermediate result.
+    bool lacks(Id t, Id var) const {
+        const VarSummary& v = vars_[t];
+        if (lacks_var[t] == var) return true;
+        if (v.bloom & kHasLam) return false;
+        return var < v.lo || var > v.hi || !(v.bloom & var_bit(var));
+    }
+
+    // A node under t with the same possible variables (t itself unless t applies a
+    // variable-free term, as in K M): whether t lacks a variable is whether it does.
+    Id var_rep(Id t) const { return var_rep_[t]; }
+    bool has_lam(Id t) const { return vars_[t].bloom & kHasLam; }
+
     // Guards the whole store; the bindings hold it for every native call.
     std::mutex mutex;
 
 private:
+    // The string ids of the attribute-less primitives (possible variables) in a node: their
+    // range and a bloom filter whose top bit says that the node contains a lambda.
+    struct VarSummary {
+        Id lo, hi;
+        std::uint64_t bloom;
+    };
+    static constexpr std::uint64_t kHasLam = 1ULL << 63;
+    static std::uint64_t var_bit(Id var) { return 1ULL << (var % 63); }
+    VarSummary summarize(Kind k, Id a, Id b) const;
+
     Id intern_string(std::string_view s);
     Id intern(Kind k, Id a, Id b);
     void grow_table();
@@ -80,6 +105,9 @@ private:
     std::vector<Node> nodes_;
     std::vector<Id> head_;
     std::vector<std::uint32_t> nargs_;
+    std::vector<VarSummary> vars_;
+    std::vector<Id> var_rep_;
+    Id no_attrs_ = kNone;  // the string id of ""
     std::vector<Id> table_;  // open addressing over node ids, kNone = empty slot
     std::deque<std::string> strings_;  // a deque keeps the views in string_ids_ valid
     std::unordered_map<std::string_view, Id> string_ids_;
