@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from bwsk import _core
+from bwsk.errors import TermError
 
 Record = tuple
 
@@ -135,9 +136,15 @@ class Term:
         return print_term(self)
 
     def __repr__(self) -> str:
+        """Never raises (debuggers and tracebacks call it): terms the printer rejects, such
+        as a primitive named with a space, get the plain form as big terms do."""
+        plain = f"<Term #{self._id} {self.kind}, {self.size} nodes>"
         if self.size > 64:
-            return f"<Term {self.kind}, {self.size} nodes>"
-        return f"Term({str(self)!r})"
+            return plain
+        try:
+            return f"Term({str(self)!r})"
+        except TermError:
+            return plain
 
     def __reduce__(self):
         return (build, (export(self).records,))

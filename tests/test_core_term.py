@@ -67,7 +67,16 @@ def test_str_and_repr():
     big = f
     for _ in range(100):
         big = big(big)
-    assert repr(big) == "<Term app, 101 nodes>"
+    assert repr(big) == f"<Term #{big.id} app, 101 nodes>"
+
+
+@pytest.mark.parametrize(("name", "attrs"), [("bad name", ""), ("f", "not canonical")])
+def test_repr_of_unprintable_terms_does_not_raise(name, attrs):
+    t = prim(name, attrs)
+    with pytest.raises(TermError):
+        str(t)
+    assert repr(t) == f"<Term #{t.id} prim, 1 nodes>"
+    assert repr(t(prim("x"))) == f"<Term #{t(prim('x')).id} app, 3 nodes>"
 
 
 def test_build_and_export_round_trip():
