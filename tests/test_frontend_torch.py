@@ -189,3 +189,24 @@ def test_decomposed_elementwise_ops():
     assert not [n.op for n in graph.nodes if n.op.startswith("aten::")]
     got = evaluate(graph, {"x": x.numpy()})[0]
     np.testing.assert_allclose(got, Net()(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_forms_map_to_onnx_batchnorm():
+    """Eval, batch-statistics and decomposed training BatchNorm all become ``batchnorm`` with
+    ONNX's momentum (the old statistics' weight) and ``training_mode``."""
+    from bwsk.frontends.torch import Emitter
+
+    no_stats = torch.nn.Sequential(torch.nn.BatchNorm1d(4, momentum=0.25,
+                                                        track_running_stats=False))
+    [bn] = graph_of(no_stats, (torch.randn(3, 4),)).nodes
+    assert (bn.op, bn.inputs[3:], bn.attrs) == (
+        "batchnorm", ["", ""], {"epsilon": 1e-5, "momentum": 0.75, "training_mode": 1})
+    train = torch.nn.Sequential(torch.nn.BatchNorm1d(4)).train()
+    exported = torch.export.export(train, (torch.randn(3, 4),)).run_decompositions({})
+    fqn = {s.arg.name: s.target for s in exported.graph_signature.input_specs if s.target}
+    emitter = Emitter(exported, fqn)
+    emitter.run()
+    [bn] = emitter.nodes
+    assert bn.source_op == "aten::_native_batch_norm_legit_functional"
+    assert bn.attrs["training_mode"] == 1 and len(bn.outputs) == 3  # Y, running mean, var
+    assert set(bn.outputs) <= set(emitter.outputs)

@@ -214,3 +214,15 @@ def test_summary_and_picture():
     dot = to_dot(mlp(), axis_report(mlp(), "tensor", 2))
     assert dot.count("subgraph cluster_") == 2  # split where the input gradient syncs
     assert 'color=red' in dot
+
+
+def test_training_batchnorm_running_statistics_follow_channels():
+    c = 6
+    g = _graph([Node("bn", "batchnorm", ["x", "bn.weight", "bn.bias", "m", "v"],
+                     ["y", "m2", "v2"], {"training_mode": 1}, scope="bn")],
+               {"x": ((B, c), False), "bn.weight": ((c,), True), "bn.bias": ((c,), True),
+                "m": ((c,), True), "v": ((c,), True), "y": ((B, c), False),
+                "m2": ((c,), False), "v2": ((c,), False)}, outputs=("y", "m2", "v2"))
+    axis = axis_report(g, "data", 2)
+    stats = {(p["phase"], p["collective"]) for p in axis["sync_points"] if p["where"] == "bn"}
+    assert ("fwd", "all_reduce") in stats

@@ -6,6 +6,7 @@ Registered into ``aten_atoms.HANDLERS`` on import; attribute names follow ONNX
 
 from __future__ import annotations
 
+from bwsk.frontends import aten_atoms as A
 from bwsk.frontends.aten_atoms import arg as _arg
 from bwsk.frontends.aten_atoms import handler
 
@@ -40,23 +41,53 @@ def _conv(em, n, args, kw):
     em.node("conv_transpose" if transposed else "conv", inputs, attrs, out=n.name, like=n)
 
 
-@handler("batch_norm", "_native_batch_norm_legit_no_training")
+# op -> positions of (running_mean, running_var, training, momentum, eps); None: absent
+_BATCH_NORM_ARGS = {
+    "batch_norm": (3, 4, 5, 6, 7),
+    "native_batch_norm": (3, 4, 5, 6, 7),
+    "_native_batch_norm_legit": (3, 4, 5, 6, 7),
+    "_native_batch_norm_legit.no_stats": (None, None, 3, 4, 5),
+    "_native_batch_norm_legit_functional": (3, 4, 5, 6, 7),
+    "_native_batch_norm_legit_no_training": (3, 4, None, 5, 6),
+}
+
+
+@handler(*{name.split(".")[0] for name in _BATCH_NORM_ARGS})
 def _batch_norm(em, n, args, kw):
-    x, weight, bias, mean, var = (args + (None,) * 5)[:5]
-    if aten_name_is(n, "batch_norm") and bool(_arg(args, kw, 5, "training", False)):
+    """ONNX BatchNormalization: ``momentum`` weighs the old running statistics (1 - torch's),
+    ``training_mode`` 1 normalizes by batch statistics; outputs Y then, where torch returns
+    them, the updated running mean and variance."""
+    overload = getattr(n.target, "_overloadname", "default")
+    name = A.aten_name(n.target)
+    i_mean, i_var, i_train, i_momentum, i_eps = _BATCH_NORM_ARGS.get(
+        f"{name}.{overload}", _BATCH_NORM_ARGS[name])
+    x, weight, bias = (tuple(args) + (None,) * 3)[:3]
+    mean, var = (_arg(args, kw, i, k, None) if i is not None else None
+                 for i, k in ((i_mean, "running_mean"), (i_var, "running_var")))
+    training = i_train is not None and bool(_arg(args, kw, i_train, "training", False))
+    if not training and (mean is None or var is None):
         return em.unknown(n)
-    offset = 6 if aten_name_is(n, "batch_norm") else 5
-    momentum = float(_arg(args, kw, offset, "momentum", 0.1))
-    eps = float(_arg(args, kw, offset + 1, "eps", 1e-5))
+    momentum = _arg(args, kw, i_momentum, "momentum", 0.1)
+    attrs = {"epsilon": float(_arg(args, kw, i_eps, "eps", 1e-5)),
+             "momentum": 1.0 - float(0.1 if momentum is None else momentum),
+             "training_mode": int(training)}
     channels = int(em.shape_of(x)[1])
     dtype = em.dtype_of(x)
     scale = em.ref(weight) if weight is not None else em.const_array([1.0] * channels, dtype)
     shift = em.ref(bias) if bias is not None else em.const_array([0.0] * channels, dtype)
-    if mean is None or var is None:
-        return em.unknown(n)
-    outs = em.multi_outputs(n, 3)[:1] if isinstance(n.meta.get("val"), tuple) else n.name
-    em.node("batchnorm", [em.ref(x), scale, shift, em.ref(mean), em.ref(var)],
-            {"epsilon": eps, "momentum": momentum}, out=outs, like=n)
+    em.node("batchnorm", [em.ref(x), scale, shift, em.ref(mean), em.ref(var)], attrs,
+            out=_batch_norm_outputs(em, n, name), like=n)
+
+
+def _batch_norm_outputs(em, n, name: str) -> str | list[str]:
+    """Y, and the new running statistics the functional form returns (results 3 and 4)."""
+    if not isinstance(n.meta.get("val"), (list, tuple)):
+        return n.name
+    names = em.multi_outputs(n, len(n.meta["val"]))
+    used = {u.args[1] for u in n.users}
+    if name == "_native_batch_norm_legit_functional" and {3, 4} & used:
+        return [names[0], names[3], names[4]]
+    return names[:1]
 
 
 @handler("max_pool1d", "max_pool2d", "max_pool3d")

@@ -32,7 +32,7 @@ def export_module(module: torch.nn.Module, example_inputs: Any = None):
     was_training = module.training
     module.eval()
     try:
-        with _export_routes(module):
+        with _export_routes(module), _no_stack_traces():
             exported = torch.export.export(module, args, kwargs, strict=False)
     except UnsupportedModelError:
         raise
@@ -48,6 +48,19 @@ def export_module(module: torch.nn.Module, example_inputs: Any = None):
                                                           "CONSTANT_TENSOR"):
             fqn_of[spec.arg.name] = spec.target
     return exported, fqn_of
+
+
+@contextlib.contextmanager
+def _no_stack_traces():
+    """Skip recording a Python stack trace per traced node: a quarter of export's time, and
+    the frontend reads only ``nn_module_stack``."""
+    config = torch.fx.config
+    before = config.do_not_emit_stack_traces
+    config.do_not_emit_stack_traces = True
+    try:
+        yield
+    finally:
+        config.do_not_emit_stack_traces = before
 
 
 def _as_args(inputs: Any) -> tuple[tuple, dict]:

@@ -162,13 +162,16 @@ def _layernorm(g, n):
     return spec
 
 
-@rule("batchnorm", "aten::batch_norm", "instancenorm", "groupnorm")
+@rule("batchnorm", "instancenorm", "groupnorm")
 def _batchnorm(g, n):
-    """Training-mode statistics over every dim but channels: sharding costs their all-reduce."""
+    """Statistics over every dim but channels, all-reduced when that dim is sharded: a plan
+    is for a training step, where BatchNorm uses batch statistics whatever ``training_mode``
+    the graph was traced in. Running-statistics outputs follow their inputs per channel."""
     x = shape(g, n.inputs[0])
     channels = x[1] if len(x) > 1 else 1
     itemsize = np.dtype(g.values[n.inputs[0]].dtype).itemsize
     spec = _same_shape(g, n, [])
+    spec.outs += [[[_whole(slot, 0)]] for slot in (3, 4)[: len(n.outputs) - 1]]
     spec.stat = [(0, d) for d in range(len(x)) if d != 1]
     spec.stat_bytes = 2 * channels * itemsize  # per-channel sum and sum of squares
     for slot in range(1, len(n.inputs)):
