@@ -30,7 +30,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--d-model", type=int, default=256)
+    ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--out", default="out/bench-train")
     ap.add_argument("--with-analyzed", action="store_true", help="also run analyzed mode")
     ap.add_argument("--threads", default="1", help="OMP threads per run (the CI machine is "
