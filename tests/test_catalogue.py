@@ -164,3 +164,28 @@ def test_unknown_and_gray_by_design_ops_never_raise():
     assert judge(g, node).reason == "unknown op com.x::Mystery"
     node.op = "random_normal_like"
     assert judge(g, node).verdict == "GRAY"
+
+
+def test_rank_certificate_agrees_with_numpy_rank():
+    from bwsk.catalogue.linear import spectrum
+
+    rng = np.random.default_rng(3)
+    good = rng.standard_normal((12, 5))
+    smin, _, tol, certified = spectrum(good, np.float64)
+    assert certified and smin > tol and np.linalg.matrix_rank(good) == 5
+    bad = good.copy()
+    bad[:, 4] = bad[:, 0] - 2 * bad[:, 1]
+    smin, _, tol, certified = spectrum(bad, np.float64)
+    assert not certified and smin <= tol and np.linalg.matrix_rank(bad) == 4
+
+
+def test_equal_embedding_rows_found_by_hash_even_with_signed_zero():
+    from bwsk.catalogue.layout import equal_rows
+
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    assert equal_rows(rows) is None
+    rows[3] = rows[1]
+    rows[1, 0], rows[3, 0] = 0.0, -0.0
+    assert equal_rows(rows) == (1, 3)
+    rows[0, 0] = np.nan
+    assert equal_rows(rows) == (1, 3)

@@ -3,6 +3,7 @@ and executed witnesses for K, deciding conditions for gray; per node, block and 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -105,9 +106,24 @@ def prove(
     return analysis
 
 
+def _one_blas_thread():
+    """Rank certificates are many mid-sized factorizations: OpenBLAS threads only spin
+    against each other (5x slower under load), so BLAS runs single-threaded here."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def analyze(model: Any, *, weights: bool = True, input_shapes: dict | None = None) -> Analysis:
     """Prove where ``model`` (anything bwsk.load accepts, or a Graph) is injective."""
     graph = load(model, input_shapes)
+    with _one_blas_thread():
+        return _analyze(graph, weights)
+
+
+def _analyze(graph: Graph, weights: bool) -> Analysis:
     judgements = [judge(graph, n, weights) for n in graph.nodes]
     residual.upgrade(graph, judgements, weights)
     try:

@@ -231,6 +231,24 @@ def _resize(ctx: Ctx) -> Judgement:
     )
 
 
+def equal_rows(rows: np.ndarray) -> tuple[int, int] | None:
+    """Two equal rows (i < j), or None: rows hashed as bytes (-0.0 folded into 0.0), far
+    cheaper than sorting them; tables with NaN fall back to comparing values."""
+    if rows.dtype.kind == "f" and np.isnan(rows).any():
+        _, first, counts = np.unique(rows, axis=0, return_index=True, return_counts=True)
+        if not (counts > 1).any():
+            return None
+        i = int(first[np.argmax(counts > 1)])
+        return i, int(np.flatnonzero((rows == rows[i]).all(axis=1))[1])
+    flat = np.ascontiguousarray(rows + 0 if rows.dtype.kind == "f" else rows)
+    seen: dict[bytes, int] = {}
+    for j, row in enumerate(flat):
+        i = seen.setdefault(row.tobytes(), j)
+        if i != j:
+            return i, j
+    return None
+
+
 @entry(
     "gather",
     "2",
@@ -247,10 +265,9 @@ def _gather(ctx: Ctx) -> Judgement:
         return gray(ctx, "embedding lookup", "rows of the table are distinct")
     axis = int(ctx.attr("axis", 0))
     rows = np.moveaxis(table, axis, 0).reshape(table.shape[axis], -1)
-    _, first, counts = np.unique(rows, axis=0, return_index=True, return_counts=True)
-    if (counts > 1).any():
-        i = int(first[np.argmax(counts > 1)])
-        j = int(np.flatnonzero((rows == rows[i]).all(axis=1))[1])
+    pair = equal_rows(rows)
+    if pair is not None:
+        i, j = pair
 
         def collide(ins, rng):
             a, b = np.array(ins[1], copy=True), np.array(ins[1], copy=True)
