@@ -226,3 +226,28 @@ def test_training_batchnorm_running_statistics_follow_channels():
     axis = axis_report(g, "data", 2)
     stats = {(p["phase"], p["collective"]) for p in axis["sync_points"] if p["where"] == "bn"}
     assert ("fwd", "all_reduce") in stats
+
+
+def test_position_embeddings_are_a_parameter_not_a_constant():
+    """wpe is looked up at fixed positions; its gradient still reaches the report, carried by
+    the data-parallel gradient all-reduce (no extra backward all-reduce, as in DDP)."""
+    from bwsk.parallel import plan
+    from bwsk.parallel.verify import tiny_gpt2
+
+    model = tiny_gpt2()
+    report = plan(model, 2, ["data"], batch=4, seq_len=8)
+    reads = {x for n in report["_graph"].nodes for x in n.inputs}
+    assert "transformer.wpe.weight" in reads
+    [grads] = report["axes"][0]["sync_points"]
+    assert grads["phase"] == "optim" and grads["bytes"] == 4 * sum(
+        p.numel() for p in model.parameters())
+
+
+def test_input_free_constant_subgraph_syncs_nothing_backward():
+    """A bias computed from a parameter alone is the same on every rank: no bwd all-reduce."""
+    g = _graph([Node("pos", "tanh", ["pos.weight"], ["q"], scope="pos"),
+                Node("add", "add", ["x", "q"], ["y"], scope="add")],
+               {"x": ((B, E), False), "pos.weight": ((E,), True), "q": ((E,), False),
+                "y": ((B, E), False)})
+    axis = axis_report(g, "data", 2)
+    assert [p["phase"] for p in axis["sync_points"]] == ["optim"]

@@ -21,10 +21,15 @@ from bwsk.frontends.torch_export import export_module
 from bwsk.ir import Dim, Graph, Node, Value
 
 
-def graph_of(module: torch.nn.Module, example_inputs: Any = None) -> Graph:
-    """The graph IR of ``module`` traced on ``example_inputs`` (a sensible default if None)."""
+def graph_of(module: torch.nn.Module, example_inputs: Any = None, *,
+             fold_parameters: bool = True) -> Graph:
+    """The graph IR of ``module`` traced on ``example_inputs`` (a sensible default if None).
+
+    With ``fold_parameters`` False, computations on a parameter that do not depend on the
+    inputs (position embeddings looked up at fixed positions) stay nodes reading the
+    parameter by name, so a planner sees its gradient; only buffers and literals fold."""
     exported, names = export_module(module, example_inputs)
-    emitter = Emitter(exported, names)
+    emitter = Emitter(exported, names, fold_parameters)
     emitter.run()
     return Graph(type(module).__name__, emitter.inputs, emitter.outputs, emitter.values,
                  emitter.nodes, source=module)
@@ -62,9 +67,12 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 class Emitter:
     """Walks an ExportedProgram, folding constants and emitting bwsk nodes."""
 
-    def __init__(self, exported, fqn_of: dict[str, str]):
+    def __init__(self, exported, fqn_of: dict[str, str], fold_parameters: bool = True):
         self.ep = exported
         self.fqn_of = fqn_of  # placeholder name -> parameter/buffer FQN
+        params = set(exported.graph_signature.parameters)
+        self.unfolded = set() if fold_parameters else {  # placeholders that must not fold
+            name for name, fqn in fqn_of.items() if fqn in params}
         self.values: dict[str, Value] = {}
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
@@ -117,6 +125,8 @@ class Emitter:
 
     def _is_constant(self, n: fx.Node, name: str) -> bool:
         deps = n.all_input_nodes
+        if any(d.name in self.unfolded for d in deps):
+            return False
         if all(d.name in self.consts for d in deps):
             return True
         return name in A.SHAPE_ONLY and all(

@@ -34,6 +34,8 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
         raise PlanError(str(exc)) from None
     states = dict(zip(names, out["value_state"], strict=True))
     records = list(out["records"])
+    if axis == "data":
+        records = _without_input_free_grads(g, names, records, params, itemsize)
     sync = _sync_points(g, names, records, params)
     if axis == "data":
         sync = _fuse_gradients(g, sync, itemsize)
@@ -52,6 +54,46 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
     if axis == "sequence":
         entry["context_parallel"] = context_parallel(g, cls, itemsize)
     return entry
+
+
+def _without_input_free_grads(g: Graph, names: list[str], records, params: set[str],
+                              itemsize: int | None) -> list:
+    """Backward all-reduces of values no input reaches (position embeddings) become
+    all-reduces of the parameters they are computed from.
+
+    Every rank computes such a value identically, so the backward map to its parameters
+    is the same linear map on every rank: each rank's partial gradient can flow to the
+    parameters, whose gradients data parallelism all-reduces (as DDP does)."""
+    from bwsk.parallel.problem import parameter_of, value_bytes
+
+    reached = set(g.inputs)
+    for n in g.nodes:
+        if any(x in reached for x in n.inputs):
+            reached.update(n.outputs)
+    index = {name: i for i, name in enumerate(names)}
+    kept, moved = [], set()
+    for r in records:
+        name = names[r[0]]
+        if PHASES[r[2]] != "bwd" or COLLECTIVES[r[3]] != "all_reduce" or name in reached \
+                or name not in g.producer:
+            kept.append(r)
+        else:
+            moved.update(p for p in _ancestors(g, name) if parameter_of(g, p, params))
+    moved -= {names[r[0]] for r in kept if PHASES[r[2]] == "optim"}
+    optim, reduce = PHASES.index("optim"), COLLECTIVES.index("all_reduce")
+    return kept + [(index[p], -1, optim, reduce, value_bytes(g, p, itemsize))
+                   for p in sorted(moved)]
+
+
+def _ancestors(g: Graph, name: str) -> set[str]:
+    seen, todo = set(), [name]
+    while todo:
+        node = g.producer.get(todo.pop())
+        for x in node.inputs if node is not None else ():
+            if x and x not in seen:
+                seen.add(x)
+                todo.append(x)
+    return seen
 
 
 def _back_to_matmul(g: Graph, name: str) -> Node | None:

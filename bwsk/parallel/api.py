@@ -52,7 +52,7 @@ def build_graph(model: Any, *, batch: int = 2, seq_len: int = 8, sizes: dict | N
     if isinstance(model, Graph):
         return model, getattr(model, "source", None)
     module, example = build_module(model, batch=batch, seq_len=seq_len, sizes=sizes)
-    return graph_of(module, example), module
+    return graph_of(module, example, fold_parameters=False), module
 
 
 def check_world(module, axes: list[str], world: int, batch: int, seq_len: int,
@@ -104,7 +104,7 @@ def _traced(model, axes, world, batch, seq_len, sizes, strict, check):
         check(module)
     from bwsk.frontends.torch import graph_of
 
-    graph = graph_of(module, example)
+    graph = graph_of(module, example, fold_parameters=False)
     if k:
         cache.store(k, graph, module)
     return graph, module, skipped

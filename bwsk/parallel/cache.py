@@ -19,7 +19,7 @@ import numpy as np
 
 from bwsk.ir import Graph
 
-VERSION = 1
+VERSION = 2  # 2: parameters are not folded
 
 
 @dataclass(frozen=True)

@@ -140,11 +140,7 @@ def init(rank: int, world: int, port: int):
 
 
 def tiny_gpt2() -> nn.Module:
-    """A 2-layer GPT-2 (E=32, 4 heads, vocab 64), dropout 0, the same on every rank.
-
-    Position embeddings are frozen: they do not depend on the inputs, so the frontend folds
-    them into a constant and the report has no gradient for them.
-    """
+    """A 2-layer GPT-2 (E=32, 4 heads, vocab 64), dropout 0, the same on every rank."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
@@ -152,7 +148,6 @@ def tiny_gpt2() -> nn.Module:
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False,
                         tie_word_embeddings=False)
     model = GPT2LMHeadModel(config)
-    model.transformer.wpe.weight.requires_grad_(False)
     return model
 
 
