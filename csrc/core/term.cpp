@@ -78,11 +78,11 @@ Id Store::intern(Kind k, Id a, Id b) {
 }
 
 Store::VarSummary Store::summarize(Kind k, Id a, Id b) const {
-    if (k == Kind::Prim && b == no_attrs_) return {a, a, var_bit(a)};
-    if (k == Kind::Lam) return {vars_[b].lo, vars_[b].hi, vars_[b].bloom | kHasLam};
-    if (k != Kind::App) return {kNone, 0, 0};
+    if (k == Kind::Prim && b == no_attrs_) return {a, var_bit(a)};
+    if (k == Kind::Lam) return {vars_[b].hi, vars_[b].bloom | kHasLam};
+    if (k != Kind::App) return {0, 0};
     const VarSummary &f = vars_[a], &x = vars_[b];
-    return {f.lo < x.lo ? f.lo : x.lo, f.hi > x.hi ? f.hi : x.hi, f.bloom | x.bloom};
+    return {f.hi > x.hi ? f.hi : x.hi, f.bloom | x.bloom};
 }
 
 void Store::grow_table() {

@@ -76,26 +76,27 @@ public:
         const VarSummary& v = vars_[t];
         if (lacks_var[t] == var) return true;
         if (v.bloom & kHasLam) return false;
-        return var < v.lo || var > v.hi || !(v.bloom & var_bit(var));
+        return var > v.hi || !(v.bloom & var_bit(var));
     }
 
     // A node under t with the same possible variables (t itself unless t applies a
     // variable-free term, as in K M): whether t lacks a variable is whether it does.
     Id var_rep(Id t) const { return var_rep_[t]; }
-    bool has_lam(Id t) const { return vars_[t].bloom & kHasLam; }
+    bool has_lam(Id t) const { return (vars_[t].bloom & kHasLam) != 0; }
 
     // Guards the whole store; the bindings hold it for every native call.
     std::mutex mutex;
 
 private:
-    // The string ids of the attribute-less primitives (possible variables) in a node: their
-    // range and a bloom filter whose top bit says that the node contains a lambda.
+    // The string ids of the attribute-less primitives (possible variables) in a node: the
+    // largest (0 for none; variables made after the body exceed it) and a bloom filter whose
+    // top bit says that the node contains a lambda. 8 bytes: the store stays <= 100 B/node.
     struct VarSummary {
-        Id lo, hi;
-        std::uint64_t bloom;
+        Id hi;
+        std::uint32_t bloom;
     };
-    static constexpr std::uint64_t kHasLam = 1ULL << 63;
-    static std::uint64_t var_bit(Id var) { return 1ULL << (var % 63); }
+    static constexpr std::uint32_t kHasLam = 1U << 31;
+    static std::uint32_t var_bit(Id var) { return 1U << (var % 31); }
     VarSummary summarize(Kind k, Id a, Id b) const;
 
     Id intern_string(std::string_view s);
