@@ -8,12 +8,13 @@ import re
 
 import onnx
 
+from bwsk.analysis.execute import StepRunner
 from bwsk.analysis.result import BlockVerdict
 from bwsk.catalogue import Judgement
 from bwsk.catalogue.run import opset_of
 from bwsk.ir import Graph
 
-BLOCK_TRIES = 3  # lifted witness attempts executed across all blocks of one analysis
+BLOCK_TRIES = 2  # lifted witness attempts per block, each run on the block alone
 _KINDS = (
     ("coupling", "coupling"),
     ("attn", "attention"),
@@ -98,7 +99,6 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
     from bwsk.analysis.engine import prove
 
     out: list[BlockVerdict] = []
-    budget = [BLOCK_TRIES]
     first: dict[tuple, tuple[str, str, str, list[str]]] = {}
     for name, members in scopes(graph).items():
         if len(members) < 2 or len(members) == len(graph.nodes):
@@ -115,7 +115,8 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
             continue
         # wrappers spanning most of the model are not worth re-executing it for a witness
         wide = 2 * len(members) > len(graph.nodes)
-        result = prove(sub, [judgements[k] for k in members], budget=[0] if wide else budget)
+        budget = [0 if wide else BLOCK_TRIES]
+        result = prove(sub, [judgements[k] for k in members], StepRunner(sub), budget)
         repeat = first[sig][0] if sig in first else None
         first.setdefault(sig, (name, result.verdict, result.reason, result.conditions))
         out.append(

@@ -140,27 +140,13 @@ class Runner:
 
 
 def evaluate(graph: Graph, feeds: dict[str, np.ndarray], wanted: set[str]) -> dict[str, np.ndarray]:
-    """Values of ``wanted``: the prefix as one onnxruntime model, else node by node."""
+    """Values of ``wanted``, node by node: per-node sessions are cached and take weights as
+    inputs, where a prefix model would copy every weight into a new session."""
     env = dict(feeds)
     need = set(wanted)
     for node in reversed(graph.nodes):
         if any(o in need for o in node.outputs):
             need.update(x for x in node.inputs if x)
-    missing = sorted(w for w in wanted if w not in env)
-    nodes = [n for n in graph.nodes if any(o in need for o in n.outputs)]
-    if missing and nodes:
-        prefix = Graph(
-            "prefix", [i for i in graph.inputs if i in need], missing, graph.values, nodes
-        )
-        if getattr(graph, "opset", None) or isinstance(
-            getattr(graph, "source", None), onnx.ModelProto
-        ):
-            prefix.opset = opset_of(graph)
-        try:
-            env.update(zip(missing, Runner(prefix)._ort(feeds), strict=False))
-            return env
-        except Exception:
-            pass
     for node in graph.nodes:
         if any(o in need for o in node.outputs) and not all(o in env for o in node.outputs if o):
             outs = run_node(
@@ -173,3 +159,14 @@ def evaluate(graph: Graph, feeds: dict[str, np.ndarray], wanted: set[str]) -> di
             )
             env.update({o: v for o, v in zip(node.outputs, outs, strict=False) if o})
     return env
+
+
+class StepRunner:
+    """Executes a small graph (a block) node by node: no session holding its weights."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        env = evaluate(self.graph, feeds, set(self.graph.outputs))
+        return [env[o] for o in self.graph.outputs]
