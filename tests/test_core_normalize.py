@@ -12,7 +12,7 @@ import pytest
 
 from bwsk import _core
 from bwsk.errors import TermError
-from bwsk.term import B, C, I, K, S, W, Term, abstract, build, lam, prim, proj, tup
+from bwsk.term import B, C, I, K, S, Term, W, abstract, build, lam, prim, proj, tup
 
 _fresh = itertools.count()
 
@@ -182,7 +182,7 @@ def test_deep_nesting_normalizes_without_crashing():
     assert a.normalize().size == a.size  # B f (B f ... f): already normal
     left = build([("I",)] + [("app", k, 0) for k in range(100_000)])
     assert left.normalize() == I
-    assert build(_nested(100_000) + [("lam", "x", 100_001)])(prim("y")).normalize().size == 100_002
+    assert build([*_nested(100_000), ("lam", "x", 100_001)])(prim("y")).normalize().size == 100_002
 
 
 def _residual_chain(layers: int) -> list[tuple]:
