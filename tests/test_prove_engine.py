@@ -205,3 +205,29 @@ def test_residual_with_contractive_branch_is_S_and_inverts_by_fixed_point():
     check_inverse(model, a)
     gray = bwsk.analyze(model, weights=False)
     assert gray.verdict == "GRAY" and any("Lip(f) < 1" in c for c in gray.conditions)
+
+
+def test_every_k_block_gets_a_witness_checked_on_the_block_alone():
+    """Four rank-deficient blocks in a row (more than any shared budget): each is K with a
+    witness on its own inputs that the block alone maps to equal outputs."""
+    nodes, inits, x = [], {}, "x"
+    for k in range(4):
+        w = square()
+        w[:, 3] = w[:, 0] - w[:, 2]
+        inits[f"W{k}"], inits[f"b{k}"] = w.T.copy(), np.full(4, k, np.float32)
+        nodes += [
+            ("MatMul", [x, f"W{k}"], [f"h{k}"], {"name": f"/blk{k}/MatMul"}),
+            ("Add", [f"h{k}", f"b{k}"], [f"y{k}"], {"name": f"/blk{k}/Add"}),
+        ]
+        x = f"y{k}"
+    a = bwsk.analyze(make_model(nodes, ["x"], [x], inits))
+    blocks = {b.name: b for b in a.blocks}
+    assert sorted(blocks) == [f"blk{k}" for k in range(4)]
+    for k in range(4):
+        block = blocks[f"blk{k}"]
+        assert block.verdict == "K" and block.witness is not None, block.reason
+        inp = "x" if k == 0 else f"y{k - 1}"
+        assert set(block.witness.a) == {inp}
+        sub = make_model(nodes[2 * k : 2 * k + 2], [inp], [f"y{k}"], inits)
+        sub.graph.node[0].input[0] = inp
+        check_witness(sub, block)

@@ -128,6 +128,7 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
                 result.reason,
                 result.conditions,
                 repeat_of=repeat,
+                witness=result.witness,
             )
         )
     return out

@@ -47,6 +47,7 @@ class BlockVerdict:
     reason: str
     conditions: list[str] = field(default_factory=list)
     repeat_of: str | None = None  # name of the first structurally identical block
+    witness: Witness | None = None  # for K: inputs of the block itself, checked on the block
 
 
 @dataclass
