@@ -187,7 +187,10 @@ def _graph_of(proto: onnx.ModelProto, label: str) -> Graph:
     g = proto.graph
     values: dict[str, Value] = {}
     for info in [*g.input, *g.value_info, *g.output]:
-        values[info.name] = _value_of_info(info)
+        value = _value_of_info(info)
+        known = values.get(info.name)  # an input that is also an output: keep what is known
+        if known is None or (known.shape is None and value.shape is not None):
+            values[info.name] = value
     for init in g.initializer:
         values[init.name] = _const_value(init.name, numpy_helper.to_array(init))
     for sparse in g.sparse_initializer:
