@@ -231,3 +231,15 @@ def test_every_k_block_gets_a_witness_checked_on_the_block_alone():
         sub = make_model(nodes[2 * k : 2 * k + 2], [inp], [f"y{k}"], inits)
         sub.graph.node[0].input[0] = inp
         check_witness(sub, block)
+
+
+def test_input_that_is_also_an_output_keeps_its_shape():
+    """An output's value_info without a shape must not erase the input's."""
+    model = make_model([("Relu", ["x"], ["y"])], ["x"], ["x", "y"])
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    from bwsk.frontends.onnx import load_onnx
+
+    graph = load_onnx(model)
+    assert graph.values["x"].shape == (2, 4) and graph.values["x"].dtype == "float32"
+    a = bwsk.analyze(model)
+    assert a.verdict == "S", a.reason
