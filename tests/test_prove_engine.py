@@ -243,3 +243,17 @@ def test_input_that_is_also_an_output_keeps_its_shape():
     assert graph.values["x"].shape == (2, 4) and graph.values["x"].dtype == "float32"
     a = bwsk.analyze(model)
     assert a.verdict == "S", a.reason
+
+
+@pytest.mark.parametrize("gate, verdict", [("Tanh", "K"), ("Sigmoid", "S")])
+def test_mul_with_a_visible_factor_collides_by_zeroing_it(gate, verdict):
+    """z = x * gate(g) with gate(g) also an output: x alone changes while the gate is 0,
+    which tanh reaches (g = 0); a sigmoid gate is never 0, so x = z / h is recovered."""
+    model = make_model(
+        [(gate, ["g"], ["h"]), ("Mul", ["x", "h"], ["z"])], ["x", "g"], ["z", "h"], shape=(2, 4)
+    )
+    a = bwsk.analyze(model)
+    assert a.verdict == verdict, a.reason
+    if verdict == "K":
+        assert "x * 0 = (x + 1) * 0" in a.reason
+        check_witness(model, a)

@@ -30,6 +30,8 @@ def verify(runner: Runner, graph: Graph, a: dict, b: dict) -> str | None:
     for n in graph.inputs:
         if np.shape(a[n]) != np.shape(b[n]):
             return f"input {n} changes shape"
+        if any(np.asarray(x).dtype.kind in "fc" and not np.isfinite(x).all() for x in (a[n], b[n])):
+            return f"input {n} is not finite"
     diff = max(
         (
             float(
@@ -98,26 +100,44 @@ def _prefix(graph: Graph, judgements: list[Judgement], k: int) -> InverseProgram
 
 def _lift(
     graph: Graph,
-    judgements: list[Judgement],
     k: int,
+    collide,
     program: InverseProgram | None,
     base: dict,
     env: dict,
     rng,
 ) -> tuple[dict, dict]:
-    """Graph inputs a, b whose values at node k's inputs are its local collision."""
+    """Graph inputs a, b whose values at node k's inputs are the local collision ``collide``."""
     node = graph.nodes[k]
     var = [node.inputs[i] for i in graph.variable_inputs(node)]
     sources = [n for n in graph.inputs if n in var]
     env.update(evaluate(graph, env, set(var)))
     ins = [env.get(x) if x else None for x in node.inputs]
-    local_a, local_b = judgements[k].collide(ins, rng)
+    local_a, local_b = collide(ins, rng)
     pair = []
     for local in (local_a, local_b):
         feeds = {x: local[i] for i, x in enumerate(node.inputs) if x in var}
         lifted = program(feeds) if program else {n: feeds[n] for n in sources}
         pair.append({**base, **{n: np.asarray(v).astype(base[n].dtype) for n, v in lifted.items()}})
     return pair[0], pair[1]
+
+
+def candidates(graph: Graph, judgements: list[Judgement]):
+    """(node index, why, collide) for local collisions whose changed inputs reach the outputs only
+    through their node: all variable inputs, or (pinned) one while the others agree."""
+    for k, j in enumerate(judgements):
+        if j.verdict != "K" or j.collide is None:
+            continue
+        node = graph.nodes[k]
+        slots = graph.variable_inputs(node)
+        options = [(slots, j.reason, j.collide)]
+        options += [([s], why, c) for s, why, c in j.pinned if s in slots]
+        for changed, why, collide in options:
+            var = {node.inputs[i] for i in changed}
+            up, _ = ancestors(graph, var)
+            if only_through(graph, k, {n for n in graph.inputs if n in up} | var):
+                yield k, why, collide
+                break
 
 
 def _unused(graph: Graph, base: dict) -> tuple[dict, dict, str] | None:
@@ -150,18 +170,14 @@ def find_witness(
             return Search(Witness(a, b), why, failures)
         failures.append(f"unused-input witness failed: {problem}")
     env = dict(base)
-    for k, j in enumerate(judgements):
-        if j.verdict != "K" or j.collide is None or budget[0] <= 0:
-            continue
+    for k, why, collide in candidates(graph, judgements):
+        if budget[0] <= 0:
+            break
         node = graph.nodes[k]
-        var = {node.inputs[i] for i in graph.variable_inputs(node)}
-        up, _ = ancestors(graph, var)
-        if not only_through(graph, k, {n for n in graph.inputs if n in up} | var):
-            continue
         try:
             program = _prefix(graph, judgements, k)
             budget[0] -= 1  # attempts past the cheap structural checks count
-            a, b = _lift(graph, judgements, k, program, base, env, rng)
+            a, b = _lift(graph, k, collide, program, base, env, rng)
             problem = verify(runner, graph, a, b)
         except (
             BwskError,
@@ -175,7 +191,7 @@ def find_witness(
             problem = f"{type(exc).__name__}: {exc}"
         if problem is None:
             return Search(
-                Witness(a, b), f"collision at {node.name} ({node.op}): {j.reason}", failures
+                Witness(a, b), f"collision at {node.name} ({node.op}): {why}", failures
             )
         failures.append(f"witness at {node.name} ({node.op}) failed verification: {problem}")
     return Search(None, "", failures)

@@ -72,6 +72,9 @@ class Judgement:
     well_conditioned: bool = True
     invert: Invert | None = None
     collide: Collide | None = None
+    # (slot, why, collide): collisions that change only that variable slot and set the others
+    # alike in both inputs, for when the other inputs are visible elsewhere in the graph
+    pinned: list[tuple[int, str, Collide]] = field(default_factory=list)
 
 
 @dataclass

@@ -98,6 +98,16 @@ def _mean(ctx: Ctx) -> Judgement:
     )
 
 
+def _zero_factor(slot: int):
+    """x * 0 = (x + 1) * 0: only ``slot`` differs, the other factor is 0 in both."""
+
+    def collide(ins, rng):
+        other = replace(ins, 1 - slot, np.zeros_like(ins[1 - slot]))
+        return other, replace(other, slot, ins[slot] + np.ones_like(ins[slot]))
+
+    return collide
+
+
 @entry("mul div", "2", "x * c is S iff c has no zeros; x * y of variables erases")
 def _mul(ctx: Ctx) -> Judgement:
     op, var = ctx.node.op, ctx.var_slots
@@ -120,6 +130,7 @@ def _mul(ctx: Ctx) -> Judgement:
             j = _two_var_pair(ctx, "x / y = 2x / 2y", lambda a, b: a * 2, lambda a, b: b * 2)
         else:
             j = _two_var_pair(ctx, "x * y = 2x * y/2", lambda a, b: a * 2, lambda a, b: b / 2)
+            j.pinned = [(s, "x * 0 = (x + 1) * 0", _zero_factor(s)) for s in range(2)]
         j.recover, j.invert = recover, inv
         return j
     if not var:
