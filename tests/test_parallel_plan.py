@@ -235,6 +235,7 @@ def test_position_embeddings_are_a_parameter_not_a_constant():
     from bwsk.parallel.verify import tiny_gpt2
 
     model = tiny_gpt2()
+    model.transformer.wpe.weight.requires_grad_(True)
     report = plan(model, 2, ["data"], batch=4, seq_len=8)
     reads = {x for n in report["_graph"].nodes for x in n.inputs}
     assert "transformer.wpe.weight" in reads

@@ -25,9 +25,10 @@ def graph_of(module: torch.nn.Module, example_inputs: Any = None, *,
              fold_parameters: bool = True) -> Graph:
     """The graph IR of ``module`` traced on ``example_inputs`` (a sensible default if None).
 
-    With ``fold_parameters`` False, computations on a parameter that do not depend on the
-    inputs (position embeddings looked up at fixed positions) stay nodes reading the
-    parameter by name, so a planner sees its gradient; only buffers and literals fold."""
+    With ``fold_parameters`` False, computations on a trainable parameter that do not depend
+    on the inputs (position embeddings looked up at fixed positions) stay nodes reading the
+    parameter by name, so a planner sees its gradient; buffers, literals and frozen
+    parameters still fold."""
     exported, names = export_module(module, example_inputs)
     emitter = Emitter(exported, names, fold_parameters)
     emitter.run()
@@ -70,9 +71,10 @@ class Emitter:
     def __init__(self, exported, fqn_of: dict[str, str], fold_parameters: bool = True):
         self.ep = exported
         self.fqn_of = fqn_of  # placeholder name -> parameter/buffer FQN
-        params = set(exported.graph_signature.parameters)
+        trained = {fqn for fqn in exported.graph_signature.parameters
+                   if exported.state_dict[fqn].requires_grad}
         self.unfolded = set() if fold_parameters else {  # placeholders that must not fold
-            name for name, fqn in fqn_of.items() if fqn in params}
+            name for name, fqn in fqn_of.items() if fqn in trained}
         self.values: dict[str, Value] = {}
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
