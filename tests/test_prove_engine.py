@@ -257,3 +257,31 @@ def test_mul_with_a_visible_factor_collides_by_zeroing_it(gate, verdict):
     if verdict == "K":
         assert "x * 0 = (x + 1) * 0" in a.reason
         check_witness(model, a)
+
+
+def test_post_dominators_agree_with_walking_the_graph():
+    """The O(1) 'only through node k' query against a direct walk, on random DAGs."""
+    from bwsk.analysis.dominators import PostDominators
+    from bwsk.ir import Graph, Node, Value
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        vals = [f"i{i}" for i in range(rng.integers(1, 4))]
+        inputs, nodes = list(vals), []
+        for k in range(rng.integers(1, 12)):
+            outs = [f"v{k}_{j}" for j in range(rng.integers(1, 3))]
+            nodes.append(Node(f"n{k}", "add", list(rng.choice(vals, rng.integers(1, 3))), outs))
+            vals += outs
+        outputs = list(dict.fromkeys(rng.choice(vals, size=rng.integers(1, 3))))
+        g = Graph("g", inputs, outputs, {v: Value(v) for v in vals}, nodes)
+        pdom = PostDominators(g)
+        for k, node in enumerate(nodes):
+            up = set(node.inputs)
+            for n in reversed(nodes[:k]):
+                if up & set(n.outputs):
+                    up |= set(n.inputs)
+            reached = up & (set(node.inputs) | set(inputs))
+            for i, n in enumerate(nodes):
+                if i != k and reached & set(n.inputs):
+                    reached |= set(n.outputs)
+            assert pdom.only_through(k, set(node.inputs)) == (not reached & set(outputs))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bwsk.analysis.dominators import PostDominators
 from bwsk.analysis.execute import Runner, evaluate
 from bwsk.analysis.inverse import InverseProgram, recover
 from bwsk.analysis.result import Witness
@@ -16,6 +17,7 @@ from bwsk.ir import Graph
 
 RTOL, ATOL, MIN_DIFF = 1e-4, 1e-5, 1e-3
 MAX_TRIES = 6  # lifted candidates executed per graph (each costs two model runs)
+MAX_PREFIXES = 12  # prefix inversions tried per graph (each walks the prefix: linear cost)
 
 
 @dataclass
@@ -73,15 +75,6 @@ def ancestors(graph: Graph, names: set[str]) -> tuple[set[str], list[int]]:
     return seen, nodes[::-1]
 
 
-def only_through(graph: Graph, k: int, sources: set[str]) -> bool:
-    """True when no graph output depends on ``sources`` except through node ``k``."""
-    reached = set(sources)
-    for i, node in enumerate(graph.nodes):
-        if i != k and any(x in reached for x in node.inputs):
-            reached.update(o for o in node.outputs if o)
-    return not any(o in reached for o in graph.outputs)
-
-
 def _prefix(graph: Graph, judgements: list[Judgement], k: int) -> InverseProgram | None:
     """The inverse of what feeds node k (None when its inputs are graph inputs); raises
     when the prefix does not determine the graph inputs it depends on."""
@@ -125,6 +118,7 @@ def _lift(
 def candidates(graph: Graph, judgements: list[Judgement]):
     """(node index, why, collide) for local collisions whose changed inputs reach the outputs only
     through their node: all variable inputs, or (pinned) one while the others agree."""
+    pdom = None
     for k, j in enumerate(judgements):
         if j.verdict != "K" or j.collide is None:
             continue
@@ -133,9 +127,8 @@ def candidates(graph: Graph, judgements: list[Judgement]):
         options = [(slots, j.reason, j.collide)]
         options += [([s], why, c) for s, why, c in j.pinned if s in slots]
         for changed, why, collide in options:
-            var = {node.inputs[i] for i in changed}
-            up, _ = ancestors(graph, var)
-            if only_through(graph, k, {n for n in graph.inputs if n in up} | var):
+            pdom = pdom or PostDominators(graph)
+            if pdom.only_through(k, {node.inputs[i] for i in changed}):
                 yield k, why, collide
                 break
 
@@ -170,8 +163,8 @@ def find_witness(
             return Search(Witness(a, b), why, failures)
         failures.append(f"unused-input witness failed: {problem}")
     env = dict(base)
-    for k, why, collide in candidates(graph, judgements):
-        if budget[0] <= 0:
+    for tries, (k, why, collide) in enumerate(candidates(graph, judgements)):
+        if budget[0] <= 0 or tries >= MAX_PREFIXES:
             break
         node = graph.nodes[k]
         try:
