@@ -47,8 +47,19 @@ def scopes(graph: Graph) -> dict[str, list[int]]:
     return out
 
 
-def subgraph(graph: Graph, members: list[int], name: str) -> Graph:
-    """The block as a graph: inputs flow in from outside, outputs flow out (or are outputs)."""
+def consumers(graph: Graph) -> dict[str, list[int]]:
+    """Per value, the indices of the nodes reading it."""
+    out: dict[str, list[int]] = {}
+    for k, node in enumerate(graph.nodes):
+        for x in node.inputs:
+            if x:
+                out.setdefault(x, []).append(k)
+    return out
+
+
+def subgraph(graph: Graph, members: list[int], name: str, readers: dict | None = None) -> Graph:
+    """The block as a graph: inputs flow in from outside, outputs flow out (or are outputs).
+    ``readers``: consumers(graph), passed in when cutting many blocks."""
     inside = set(members)
     produced = {o for k in members for o in graph.nodes[k].outputs if o}
     inputs, seen = [], set()
@@ -57,12 +68,12 @@ def subgraph(graph: Graph, members: list[int], name: str) -> Graph:
             if x and x not in produced and not graph.is_const(x) and x not in seen:
                 seen.add(x)
                 inputs.append(x)
-    used_outside = {x for k, n in enumerate(graph.nodes) if k not in inside for x in n.inputs}
+    readers = consumers(graph) if readers is None else readers
     outputs = [
         o
         for k in members
         for o in graph.nodes[k].outputs
-        if o and (o in used_outside or o in graph.outputs)
+        if o and (o in graph.outputs or any(c not in inside for c in readers.get(o, ())))
     ]
     sub = Graph(name, inputs, outputs, graph.values, [graph.nodes[k] for k in members])
     if isinstance(getattr(graph, "source", None), onnx.ModelProto):
@@ -99,11 +110,12 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
     from bwsk.analysis.engine import prove
 
     out: list[BlockVerdict] = []
+    readers = consumers(graph)
     first: dict[tuple, tuple[str, str, str, list[str]]] = {}
     for name, members in scopes(graph).items():
         if len(members) < 2 or len(members) == len(graph.nodes):
             continue
-        sub = subgraph(graph, members, name)
+        sub = subgraph(graph, members, name, readers)
         if not sub.inputs or not sub.outputs:
             continue
         sig = (signature(graph, members), tuple(judgements[k].verdict for k in members))

@@ -77,8 +77,7 @@ class InverseProgram:
         missing = [n for n in self.known if n not in feeds]
         if missing:
             raise BwskError(f"inverse program needs output {missing[0]!r}")
-        env = {n: v.const for n, v in self.graph.values.items() if v.is_const}
-        env.update({k: np.asarray(v) for k, v in feeds.items()})
+        env = {k: np.asarray(v) for k, v in feeds.items()}
         with np.errstate(all="ignore"):
             self._run(env)
         return {n: env[n] for n in self.wanted}
@@ -86,13 +85,19 @@ class InverseProgram:
     def _run(self, env: dict) -> None:
         for k, slot in self.steps:
             node = self.graph.nodes[k]
-            ins = [env.get(x) if x else None for x in node.inputs]
+            ins = [self._value(env, x) if x else None for x in node.inputs]
             if slot < 0:
                 outs = run_node(self.graph, node, ins)
                 env.update({o: v for o, v in zip(node.outputs, outs, strict=False) if o})
             else:
                 outs = [env.get(o) if o else None for o in node.outputs]
                 env[node.inputs[slot]] = np.asarray(self.judgements[k].invert(slot, ins, outs))
+
+    def _value(self, env: dict, name: str):
+        """A known value or a constant (looked up lazily: a block shares the model's values)."""
+        if name in env:
+            return env[name]
+        return self.graph.values[name].const if self.graph.is_const(name) else None
 
     def describe(self) -> list[str]:
         """One line per step, for reports."""

@@ -40,9 +40,9 @@ _UNIT = {
 MAX_ITER, TOL = 500, 1e-7
 
 
-def branch(graph: Graph, x: str, r: str) -> list[int] | None:
-    """Node indices computing ``r`` from ``x`` and constants only, in order; else None."""
-    index = {id(n): k for k, n in enumerate(graph.nodes)}
+def branch(graph: Graph, x: str, r: str, index: dict[int, int]) -> list[int] | None:
+    """Node indices computing ``r`` from ``x`` and constants only, in order; else None.
+    ``index`` maps id(node) to its position (built once per graph)."""
     members, stack = set(), [r]
     while stack:
         v = stack.pop()
@@ -100,12 +100,13 @@ def lipschitz(graph: Graph, x: str, members: list[int]) -> float | None:
 
 def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> None:
     """Marks residual adds whose branch is a proved contraction as invertible in x."""
+    index = {id(n): k for k, n in enumerate(graph.nodes)}
     for k, node in enumerate(graph.nodes):
         if node.op != "add" or len(graph.variable_inputs(node)) != 2:
             continue
         for slot in (0, 1):
             x, r = node.inputs[slot], node.inputs[1 - slot]
-            members = branch(graph, x, r)
+            members = branch(graph, x, r, index)
             if not members:
                 continue
             bound = lipschitz(graph, x, members) if weights else None
