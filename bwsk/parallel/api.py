@@ -86,12 +86,13 @@ def check_world(module, axes: list[str], world: int, batch: int, seq_len: int,
 
 def _traced(model, axes, world, batch, seq_len, sizes, strict, check):
     """(graph, module, skipped axes): checks first, then the trace (cached for zoo names)."""
-    from bwsk.parallel import cache
+    from bwsk.parallel import cache, shipped
     from bwsk.zoo import SEEDS
 
-    k = cache.key(model, sizes, batch, seq_len) if isinstance(model, str) and model in SEEDS \
-        else None
-    graph = cache.load(k) if k else None
+    zoo = isinstance(model, str) and model in SEEDS
+    graph = shipped.load(model, sizes, batch, seq_len) if zoo else None
+    k = cache.key(model, sizes, batch, seq_len) if zoo and graph is None else None
+    graph = graph or (cache.load(k) if k else None)
     if graph is not None:
         module = graph.source
         skipped = check_world(module, axes, world, batch, seq_len, strict)

@@ -92,20 +92,24 @@ def load(k: str) -> Graph | None:
     return graph if isinstance(graph, Graph) else None
 
 
-def store(k: str, graph: Graph, module) -> None:
-    """Write the graph without weight data (shapes stay in Value.shape); best effort."""
+def light(graph: Graph, module) -> Graph:
+    """The graph without weight data (shapes stay in Value.shape), its module as facts."""
     values = {}
     for name, v in graph.values.items():
         stripped = v.const if v.const is None or v.const.size <= 64 else np.empty(0, v.const.dtype)
         values[name] = type(v)(v.name, v.shape, v.dtype, stripped)
-    light = Graph(graph.name, list(graph.inputs), list(graph.outputs), values, list(graph.nodes),
-                  source=ShapeSource(module))
+    return Graph(graph.name, list(graph.inputs), list(graph.outputs), values, list(graph.nodes),
+                 source=ShapeSource(module))
+
+
+def store(k: str, graph: Graph, module) -> None:
+    """Write the shape-only graph; best effort."""
     path = cache_dir() / f"{k}.pkl"
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("wb") as f:
-            pickle.dump(light, f)
+            pickle.dump(light(graph, module), f)
         tmp.replace(path)
     except (OSError, pickle.PicklingError, TypeError):
         tmp.unlink(missing_ok=True)  # a cache miss next time, nothing worse
