@@ -252,3 +252,45 @@ def test_input_free_constant_subgraph_syncs_nothing_backward():
                 "y": ((B, E), False)})
     axis = axis_report(g, "data", 2)
     assert [p["phase"] for p in axis["sync_points"]] == ["optim"]
+
+
+COLD = """
+import sys
+from bwsk.cli import main
+code = main(["plan", "gpt2", "--world-size", "8", "--json", sys.argv[1]])
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "transformers"})
+print("HEAVY", heavy)
+sys.exit(code)
+"""
+
+
+def test_cold_gpt2_plan_reads_the_shipped_graph_without_torch(tmp_path):
+    """Issue 5: the default `bwsk plan gpt2` needs neither torch nor a trace nor a cache."""
+    out = tmp_path / "p.json"
+    r = subprocess.run([sys.executable, "-c", COLD, str(out)], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "BWSK_CACHE": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stdout and not (tmp_path / "plan").exists()
+    report = json.loads(out.read_text())
+    assert [a["axis"] for a in report["axes"]] == ["data", "pipeline"]  # 12 heads, P=8
+    data = report["axes"][0]["totals"]
+    assert data["bytes_per_step"] > 124_000_000 * 4  # at least every gradient once
+
+
+@pytest.mark.slow
+def test_shipped_graphs_match_a_fresh_trace_and_plan_alike():
+    """The shipped graphs are the models' architecture: a fresh trace must give the same
+    graph, and the plan from the full traced graph (weights and all) the same report."""
+    pytest.importorskip("transformers")
+    from bwsk.parallel import plan, shipped
+    from bwsk.parallel.api import build_graph, to_json
+
+    for name, shapes in shipped.SHIPPED.items():
+        for batch, seq_len in shapes:
+            stored = shipped.load(name, None, batch, seq_len)
+            assert stored is not None, (name, batch, seq_len)
+            fresh = shipped.trace(name, batch, seq_len)
+            assert shipped.fingerprint(fresh) == shipped.fingerprint(stored), (name, batch)
+    full, _ = build_graph("gpt2", batch=8, seq_len=128)
+    traced = to_json(plan(full, 8, batch=8, seq_len=128, name="gpt2"))
+    assert traced == to_json(plan("gpt2", 8, batch=8, seq_len=128, name="gpt2"))
