@@ -40,9 +40,14 @@ _UNIT = {
 MAX_ITER, TOL = 500, 1e-7
 
 
-def branch(graph: Graph, x: str, r: str, index: dict[int, int]) -> list[int] | None:
+def branch(
+    graph: Graph, x: str, r: str, index: dict[int, int], variable: set[str]
+) -> list[int] | None:
     """Node indices computing ``r`` from ``x`` and constants only, in order; else None.
-    ``index`` maps id(node) to its position (built once per graph)."""
+    ``index`` maps id(node) to its position and ``variable`` holds the values that depend on
+    a graph input (both built once per graph): a variable value computed before x cannot
+    depend on x, so the walk stops there instead of crossing the whole model."""
+    start = index[id(graph.producer[x])] if x in graph.producer else -1
     members, stack = set(), [r]
     while stack:
         v = stack.pop()
@@ -52,6 +57,8 @@ def branch(graph: Graph, x: str, r: str, index: dict[int, int]) -> list[int] | N
         if node is None:
             return None
         k = index[id(node)]
+        if k < start and v in variable:
+            return None
         if k not in members:
             members.add(k)
             stack.extend(i for i in node.inputs if i)
@@ -101,12 +108,16 @@ def lipschitz(graph: Graph, x: str, members: list[int]) -> float | None:
 def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> None:
     """Marks residual adds whose branch is a proved contraction as invertible in x."""
     index = {id(n): k for k, n in enumerate(graph.nodes)}
+    variable = set(graph.inputs)
+    for node in graph.nodes:
+        if any(x in variable for x in node.inputs):
+            variable.update(o for o in node.outputs if o)
     for k, node in enumerate(graph.nodes):
         if node.op != "add" or len(graph.variable_inputs(node)) != 2:
             continue
         for slot in (0, 1):
             x, r = node.inputs[slot], node.inputs[1 - slot]
-            members = branch(graph, x, r, index)
+            members = branch(graph, x, r, index, variable)
             if not members:
                 continue
             bound = lipschitz(graph, x, members) if weights else None
