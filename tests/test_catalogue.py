@@ -189,3 +189,14 @@ def test_equal_embedding_rows_found_by_hash_even_with_signed_zero():
     assert equal_rows(rows) == (1, 3)
     rows[0, 0] = np.nan
     assert equal_rows(rows) == (1, 3)
+
+
+@pytest.mark.parametrize("lead_singular", [False, True])
+def test_kernel_vector_of_a_wide_matrix(lead_singular):
+    from bwsk.catalogue.linear import _null_vector
+
+    m = np.random.default_rng(4).standard_normal((5, 9))
+    if lead_singular:
+        m[:, 1] = m[:, 0]
+    v = _null_vector(m)
+    assert np.abs(v).max() == 1 and np.abs(m @ v).max() < 1e-10

@@ -82,9 +82,19 @@ def null_vector(m: np.ndarray) -> np.ndarray:
 
 
 def _null_vector(m: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A random vector minus its row-space part: one solve in the row dimension, no SVD."""
+    """For a wide m, [z, 1, 0...] with m[:, :rows] z = -m[:, rows] (one square LU solve);
+    otherwise a random vector minus its row-space part (one solve in the row dimension)."""
     a = np.asarray(m, np.float64)
-    r = np.random.default_rng(seed).standard_normal(a.shape[1])
+    rows, cols = a.shape
+    if rows < cols:
+        try:
+            v = np.zeros(cols)
+            v[:rows], v[rows] = np.linalg.solve(a[:, :rows], -a[:, rows]), 1.0
+            if np.isfinite(v).all():
+                return v / np.abs(v).max()
+        except np.linalg.LinAlgError:
+            pass  # a singular leading block: the general construction below
+    r = np.random.default_rng(seed).standard_normal(cols)
     try:  # full row rank (the usual case: fewer outputs than inputs): a plain LU solve
         coef = np.linalg.solve(a @ a.T, a @ r)
     except np.linalg.LinAlgError:
