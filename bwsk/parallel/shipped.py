@@ -19,7 +19,10 @@ from pathlib import Path
 from bwsk.ir import Graph
 
 TRACES = Path(__file__).resolve().parent / "traces"
-SHIPPED = {"gpt2": [(2, 128), (4, 128), (8, 128)]}  # name -> (batch, seq_len) shipped
+# name -> the (batch, seq_len) shipped: `bwsk plan NAME --world-size P` defaults to batch P,
+# seq_len 128; every seed at P=8, GPT-2 (issue 5) also at P=2 and 4
+SHIPPED = {"gpt2": [(2, 128), (4, 128), (8, 128)], "bert-base": [(8, 128)],
+           "t5-small": [(8, 128)], "opt-350m": [(8, 128)], "switch-base-8": [(8, 128)]}
 
 
 def path_for(name: str, batch: int, seq_len: int) -> Path:
