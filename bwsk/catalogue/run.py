@@ -111,12 +111,26 @@ def _run_ort(proto: onnx.NodeProto, opset: int, feeds: dict) -> list | None:
         return None
 
 
+def _canonical(proto: onnx.NodeProto) -> onnx.NodeProto:
+    """The node with positional value names and no name, so the cached session of an op is
+    shared by every layer; nodes with subgraphs keep their names (bodies refer to them)."""
+    if any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute
+    ):
+        return proto
+    rename = {n: f"i{j}" for j, n in enumerate(dict.fromkeys(x for x in proto.input if x))}
+    proto.name = ""
+    proto.input[:] = [rename.get(x, "") for x in proto.input]
+    proto.output[:] = [f"o{j}" if o else "" for j, o in enumerate(proto.output)]
+    return proto
+
+
 def run_node(graph: Graph, node: Node, inputs: list) -> list[np.ndarray]:
     """The node's outputs on ``inputs`` (None for omitted optional inputs)."""
-    proto = node_proto(node)
+    proto = _canonical(node_proto(node))
     feeds = {
         name: np.asarray(x)
-        for name, x in zip(node.inputs, inputs, strict=False)
+        for name, x in zip(proto.input, inputs, strict=False)
         if name and x is not None
     }
     if len(set(node.inputs) - {""}) == len([x for x in node.inputs if x]):
