@@ -39,9 +39,8 @@ def recover(
         out_need += [int(i in needs) for i in outs]
         in_off.append(len(in_ids))
         out_off.append(len(out_ids))
-    start = [vid(n) for n in known] + [
-        ids[n] for n, v in graph.values.items() if v.is_const and n in ids
-    ]
+    start = [vid(n) for n in known]
+    start += [i for n, i in ids.items() if graph.is_const(n)]  # not all values: blocks share them
     flags, steps = _core.prove_recoverable(
         len(ids), in_off, in_ids, in_rec, out_off, out_ids, out_need, start
     )
