@@ -285,3 +285,26 @@ def test_post_dominators_agree_with_walking_the_graph():
                 if i != k and reached & set(n.inputs):
                     reached |= set(n.outputs)
             assert pdom.only_through(k, set(node.inputs)) == (not reached & set(outputs))
+
+
+def test_rmsnorm_built_from_primitives_is_never_k():
+    """x * 1/sqrt(mean(x^2) + eps) is injective: the mul's local collision (x, r) ~ (2x, r/2)
+    lifts to a near-collision only (off by ~eps), which must not become a K verdict."""
+    model = make_model(
+        [
+            ("Mul", ["x", "x"], ["sq"]),
+            ("ReduceMean", ["sq", "axes"], ["ms"], {"keepdims": 1}),
+            ("Add", ["ms", "eps"], ["v"]),
+            ("Sqrt", ["v"], ["s"]),
+            ("Reciprocal", ["s"], ["r"]),
+            ("Mul", ["x", "r"], ["y"]),
+        ],
+        ["x"],
+        ["y"],
+        inits={"eps": np.float32(1e-6)},
+    )
+    axes = numpy_helper.from_array(np.array([-1], np.int64), "axes")
+    model.graph.initializer.append(axes)
+    analysis = bwsk.analyze(model)
+    assert analysis.verdict != "K", analysis.reason
+    assert analysis.witness is None

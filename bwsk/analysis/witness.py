@@ -84,11 +84,35 @@ def _prefix(graph: Graph, judgements: list[Judgement], k: int) -> InverseProgram
         return None
     up, prefix = ancestors(graph, set(var))
     sources = [n for n in graph.inputs if n in up]
+    _independent(graph, node.name, var)
     rec = recover(graph, judgements, set(var), prefix)
     lost = [n for n in sources if n not in rec.known]
     if lost:
         raise BwskError(f"prefix of {node.name} does not determine {lost[0]}")
     return InverseProgram(graph, judgements, rec.steps, var, sources)
+
+
+def _independent(graph: Graph, node: str, var: list[str]) -> None:
+    """Raise unless the node's variable inputs depend on disjoint graph inputs: a left inverse
+    recovers the inputs from one of two dependent values and ignores the other, so a local
+    collision such as (x, r(x)) vs (2x, r(x)/2) need not be reachable from any input."""
+    owner: dict[str, str] = {}
+    for v in dict.fromkeys(var):
+        for name in ancestors(graph, {v})[0] & set(graph.inputs):
+            if owner.setdefault(name, v) != v:
+                raise BwskError(f"inputs of {node} both depend on {name}: not independently settable")
+
+
+def _reaches(graph: Graph, k: int, local: list, lifted: dict) -> None:
+    """Raise unless the lifted inputs really produce the local collision values at node k."""
+    node = graph.nodes[k]
+    var = {node.inputs[i] for i in graph.variable_inputs(node)}
+    got = evaluate(graph, lifted, var)
+    for i, x in enumerate(node.inputs):
+        if x in var and not np.allclose(
+            np.asarray(got[x], np.float64), np.asarray(local[i], np.float64), rtol=1e-5, atol=1e-6
+        ):
+            raise BwskError(f"lifted inputs do not reproduce the collision at {node.name}")
 
 
 def _lift(
@@ -112,6 +136,7 @@ def _lift(
         feeds = {x: local[i] for i, x in enumerate(node.inputs) if x in var}
         lifted = program(feeds) if program else {n: feeds[n] for n in sources}
         pair.append({**base, **{n: np.asarray(v).astype(base[n].dtype) for n, v in lifted.items()}})
+        _reaches(graph, k, local, pair[-1])
     return pair[0], pair[1]
 
 
