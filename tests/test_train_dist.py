@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import wikitext_slice
 
 from bwsk.train import TrainConfig, Trainer
-from bwsk.train.data import BUNDLED
 
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -32,12 +32,7 @@ RANK_SCRIPT = textwrap.dedent("""
 
 
 def _data(root: Path) -> str:
-    lines = (BUNDLED / "valid.txt").read_text().splitlines()
-    root.mkdir()
-    for name, part in (("train", lines[:120]), ("valid", lines[120:130]),
-                       ("test", lines[130:140])):
-        (root / f"{name}.txt").write_text("\n".join(part) + "\n")
-    return str(root)
+    return wikitext_slice(root, 120, 10, 10)
 
 
 def _config(tmp_path: Path, out: str) -> dict:

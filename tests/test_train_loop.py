@@ -7,30 +7,18 @@ import math
 
 import pytest
 import torch
+from train_helpers import one_thread, wikitext_slice  # noqa: F401 (fixture)
 
 from bwsk.cli import main
 from bwsk.errors import DataError, TrainingError, UnsupportedModelError
 from bwsk.train import TrainConfig, Trainer
 from bwsk.train.data import BUNDLED
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: OpenMP threads spinning against other processes cost 10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_data(root):
-    """A small slice of WikiText-2 as a --data directory (seconds, not minutes)."""
-    lines = (BUNDLED / "valid.txt").read_text().splitlines()
-    root.mkdir(exist_ok=True)
-    for name, part in (("train", lines[:150]), ("valid", lines[150:180]),
-                       ("test", lines[180:210])):
-        (root / f"{name}.txt").write_text("\n".join(part) + "\n")
-    return str(root)
+    return wikitext_slice(root, 150, 30, 30)
 
 
 def tiny(tmp_path, **kw) -> TrainConfig:

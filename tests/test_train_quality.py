@@ -11,33 +11,21 @@ import json
 import math
 
 import pytest
-import torch
+from train_helpers import one_thread, wikitext_slice  # noqa: F401 (fixture)
 
 from bwsk.train import TrainConfig, Trainer
-from bwsk.train.data import BUNDLED
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow
 def test_reduced_acceptance_reversible_within_2_percent_and_recompute_bitwise(tmp_path):
-    lines = (BUNDLED / "valid.txt").read_text().splitlines()
-    data = tmp_path / "data"
-    data.mkdir()
-    for name, part in (("train", lines[:600]), ("valid", lines[600:660]),
-                       ("test", lines[660:760])):
-        (data / f"{name}.txt").write_text("\n".join(part) + "\n")
+    data = wikitext_slice(tmp_path / "data", 600, 60, 100)
     runs = {}
     for mode in ("conventional", "recompute", "reversible"):
         cfg = TrainConfig(layers=2, d_model=64, heads=2, seq_len=32, batch_size=8,
                           max_steps=80, eval_every=40, checkpoint_every=80, warmup_steps=10,
-                          progress=False, data=str(data), out=str(tmp_path / mode), mode=mode)
+                          progress=False, data=data, out=str(tmp_path / mode), mode=mode)
         runs[mode] = Trainer(cfg).run()
     curves = {m: json.loads((tmp_path / m / "results.json").read_text())["curves"]["train_loss"]
               for m in runs}

@@ -10,19 +10,13 @@ import sys
 import time
 
 import pytest
-
-from bwsk.train.data import BUNDLED
+from train_helpers import wikitext_slice
 
 STEPS = 120
 
 
 def _data(root):
-    lines = (BUNDLED / "valid.txt").read_text().splitlines()
-    root.mkdir()
-    for name, part in (("train", lines[:150]), ("valid", lines[150:160]),
-                       ("test", lines[160:170])):
-        (root / f"{name}.txt").write_text("\n".join(part) + "\n")
-    return str(root)
+    return wikitext_slice(root, 150, 10, 10)
 
 
 def _cmd(data, out, *extra):
