@@ -14,7 +14,8 @@ from collections import Counter, defaultdict
 from bwsk.errors import PlanError
 from bwsk.ir import Graph, Node
 from bwsk.parallel.classes import Classes, classes_of
-from bwsk.parallel.problem import build, parameter_of, seeds_of
+from bwsk.parallel.problem import PARTIAL, build, parameter_of, seeds_of
+from bwsk.parallel.reconcile import per_module
 from bwsk.parallel.sharding_rules import shape
 
 PHASES = ("fwd", "bwd", "optim")
@@ -33,16 +34,16 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
     except ValueError as exc:
         raise PlanError(str(exc)) from None
     states = dict(zip(names, out["value_state"], strict=True))
-    records = list(out["records"])
-    if axis == "data":
-        records = _without_input_free_grads(g, names, records, params, itemsize)
-    sync = _sync_points(g, names, records, params)
+    module_plan = _module_plan(g, cls, states, axis)
+    records, fused = per_module(g, names, list(out["records"]), states, module_plan, itemsize)
+    partial = {i for i, s in enumerate(out["value_state"]) if s == PARTIAL}
+    sync = _sync_points(g, names, records, params, fused, partial)
     if axis == "data":
         sync = _fuse_gradients(g, sync, itemsize)
     synced = {r[1] for r in records if PHASES[r[2]] != "optim"}  # weight gradients: not an op
     entry = {
         "axis": axis,
-        "plan": _module_plan(g, cls, states, axis),
+        "plan": module_plan,
         "local_ops": [n.name for i, n in enumerate(g.nodes) if i not in synced],
         "sync_points": sync,
     }
@@ -54,46 +55,6 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
     if axis == "sequence":
         entry["context_parallel"] = context_parallel(g, cls, itemsize)
     return entry
-
-
-def _without_input_free_grads(g: Graph, names: list[str], records, params: set[str],
-                              itemsize: int | None) -> list:
-    """Backward all-reduces of values no input reaches (position embeddings) become
-    all-reduces of the parameters they are computed from.
-
-    Every rank computes such a value identically, so the backward map to its parameters
-    is the same linear map on every rank: each rank's partial gradient can flow to the
-    parameters, whose gradients data parallelism all-reduces (as DDP does)."""
-    from bwsk.parallel.problem import parameter_of, value_bytes
-
-    reached = set(g.inputs)
-    for n in g.nodes:
-        if any(x in reached for x in n.inputs):
-            reached.update(n.outputs)
-    index = {name: i for i, name in enumerate(names)}
-    kept, moved = [], set()
-    for r in records:
-        name = names[r[0]]
-        if PHASES[r[2]] != "bwd" or COLLECTIVES[r[3]] != "all_reduce" or name in reached \
-                or name not in g.producer:
-            kept.append(r)
-        else:
-            moved.update(p for p in _ancestors(g, name) if parameter_of(g, p, params))
-    moved -= {names[r[0]] for r in kept if PHASES[r[2]] == "optim"}
-    optim, reduce = PHASES.index("optim"), COLLECTIVES.index("all_reduce")
-    return kept + [(index[p], -1, optim, reduce, value_bytes(g, p, itemsize))
-                   for p in sorted(moved)]
-
-
-def _ancestors(g: Graph, name: str) -> set[str]:
-    seen, todo = set(), [name]
-    while todo:
-        node = g.producer.get(todo.pop())
-        for x in node.inputs if node is not None else ():
-            if x and x not in seen:
-                seen.add(x)
-                todo.append(x)
-    return seen
 
 
 def _back_to_matmul(g: Graph, name: str) -> Node | None:
@@ -134,23 +95,24 @@ def _scope(node: Node | None) -> str:
     return "" if node is None else (node.scope or node.name)
 
 
-def _where(g: Graph, names: list[str], rec, params: set[str]) -> str:
-    value, node, phase, coll, _ = rec
+def _where(g: Graph, names: list[str], rec, params: set[str], partial: set[int]) -> str:
+    value, node, phase, _, _ = rec
     name = names[value]
     if PHASES[phase] == "optim":
         return parameter_of(g, name, params) or name
     producer = g.producer.get(name)
-    if PHASES[phase] == "fwd" and COLLECTIVES[coll] in ("all_reduce", "reduce_scatter"):
-        return _scope(producer)  # a partial sum is reconciled where it was computed
+    if value in partial:  # a partial sum is reconciled where it was computed (its transpose too)
+        return _scope(producer)
     return _scope(g.nodes[node]) if node >= 0 else _scope(producer)
 
 
-def _sync_points(g: Graph, names: list[str], records, params: set[str]) -> list[dict]:
+def _sync_points(g: Graph, names: list[str], records, params: set[str],
+                 fused: dict[int, dict], partial: set[int]) -> list[dict]:
     bwd_per_value = Counter(r[0] for r in records if PHASES[r[2]] == "bwd")
     grouped: dict[tuple, dict] = {}
     for rec in records:
         value, _, phase, coll, nbytes = rec
-        key = (_where(g, names, rec, params), PHASES[phase], COLLECTIVES[coll],
+        key = (_where(g, names, rec, params, partial), PHASES[phase], COLLECTIVES[coll],
                list(shape(g, names[value])), nbytes)
         point = grouped.setdefault(repr(key), {
             "where": key[0], "phase": key[1], "collective": key[2], "shape": key[3],
@@ -158,6 +120,9 @@ def _sync_points(g: Graph, names: list[str], records, params: set[str]) -> list[
         point["count"] += 1
         if PHASES[phase] == "bwd" and bwd_per_value[value] > 1:
             point["minimal"] = False  # the consumers' partial gradients could be summed first
+        if value in fused and PHASES[phase] != "optim":
+            point["minimal"] = False
+            point["fused"] = fused[value].get(PHASES[phase])
     return list(grouped.values())
 
 

@@ -140,20 +140,15 @@ def init(rank: int, world: int, port: int):
 
 
 def tiny_gpt2() -> nn.Module:
-    """A 2-layer GPT-2 (E=32, 4 heads, vocab 64), dropout 0, the same on every rank.
-
-    Position embeddings are frozen, so the frontend folds them: a trainable wpe is planned
-    vocab-parallel with one all-reduce for wte + wpe, which ``apply`` does not yet fuse.
-    """
+    """A 2-layer GPT-2 (E=32, 4 heads, vocab 64), dropout 0, the same on every rank;
+    every parameter trainable, position embeddings included, as in real training."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
     config = GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=64, n_positions=16,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False,
                         tie_word_embeddings=False)
-    model = GPT2LMHeadModel(config)
-    model.transformer.wpe.weight.requires_grad_(False)
-    return model
+    return GPT2LMHeadModel(config)
 
 
 def linear_gpt2() -> nn.Module:

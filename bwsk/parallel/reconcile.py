@@ -1,0 +1,66 @@
+"""Where the engine reconciles partial sums: at the output of the module that made them.
+
+The search may sum the partial outputs of several vocab-parallel modules before one
+collective (GPT-2's token and position embeddings: one all-reduce of their sum). Torch's
+parallel styles act per module, so ``bwsk.parallel.apply`` reconciles each embedding on its
+own. The report states what that engine issues, so its bytes equal the measured bytes; each
+such point is marked not minimal, with the single fused collective a fusing engine would
+issue in its place.
+"""
+
+from __future__ import annotations
+
+from bwsk.ir import Graph
+from bwsk.parallel.problem import PARTIAL, value_bytes
+
+RECONCILE = (1, 3)  # all_reduce, reduce_scatter: the forward collectives of a partial sum
+
+
+def per_module(g: Graph, names: list[str], records: list, states: dict[str, int],
+               plan: dict[str, str], itemsize: int | None) -> tuple[list, dict[int, dict]]:
+    """(records as the engine issues them, {value id: the fused point by phase})."""
+    styled = {m for m, choice in plan.items() if choice in ("colwise", "rowwise")}
+    index = {n: i for i, n in enumerate(names)}
+    node_index = {id(n): i for i, n in enumerate(g.nodes)}
+    reconciled = {names[v] for v, _, phase, coll, _ in records
+                  if phase == 0 and coll in RECONCILE and states[names[v]] == PARTIAL}
+    sources = {}
+    for name in reconciled:
+        found = _sources(g, name, states, styled, reconciled - {name})
+        if len(found) > 1:
+            sources[index[name]] = found
+    out, fused = [], {}
+    for rec in records:
+        value, _, phase, coll, nbytes = rec
+        if value not in sources or phase == 2:
+            out.append(rec)
+            continue
+        for s in sources[value]:
+            producer = node_index[id(g.producer[s])]
+            out.append((index[s], producer, phase, coll, value_bytes(g, s, itemsize)))
+            if len(sources[value]) > 1:
+                point = {"where": _scope_of(g, names[value]), "bytes": nbytes, "count": 1}
+                fused.setdefault(index[s], {})[("fwd", "bwd")[phase]] = point
+    return out, fused
+
+
+def _scope_of(g: Graph, name: str) -> str:
+    node = g.producer.get(name)
+    return "" if node is None else (node.scope or node.name)
+
+
+def _sources(g: Graph, name: str, states: dict[str, int], styled: set[str],
+             reconciled: set[str]) -> list[str]:
+    """The module outputs whose partial sums make up ``name`` and are reconciled nowhere
+    else (walking back through additions outside any sharded module)."""
+    found, todo, seen = set(), [name], set()
+    while todo:
+        value = todo.pop()
+        node = g.producer.get(value)
+        parts = [] if node is None or node.scope in styled or value in reconciled else [
+            x for x in node.inputs if x and states.get(x) == PARTIAL]
+        if not parts and value not in reconciled:
+            found.add(value)
+        todo.extend(x for x in parts if x not in seen)
+        seen.update(parts)
+    return sorted(found)
