@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from bwsk.train.config import EXPERIMENTS, MODES, PRECISIONS, TrainConfig
+from bwsk.errors import TrainingError
+from bwsk.train.config import EXPERIMENTS, MODES, PARALLEL, PRECISIONS, TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "reversible or analyzed)",
                        description="Train a causal language model on the bundled WikiText-2 "
                        "protocol (or --data DIR) and write results.json, checkpoints and "
-                       "loss.png to --out. Under torchrun the run uses DDP over gloo.")
+                       "loss.png to --out. Under torchrun the run is sharded over gloo along "
+                       "--parallel (default dp); checkpoints always hold the unsharded model.")
     p.add_argument("--arch", default="gpt2", help="zoo name (gpt2, opt-350m) or a local "
                    "transformers checkpoint directory")
     for flag in ("--layers", "--d-model", "--heads"):
@@ -42,6 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-budget", type=int, help="recompute mode: bytes of activations "
                    "saved per step to stay under")
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--parallel", choices=PARALLEL, help="under torchrun: dp = data parallel "
+                   "(DDP, the default with several processes), tp = tensor parallel (Megatron "
+                   "column/row pairs), sp = sequence parallel (tp plus sharded LayerNorm "
+                   "regions), pp = pipeline (GPipe over the planned stage cuts); planned by "
+                   "bwsk.parallel, summary on stderr and plan.json in --out")
+    p.add_argument("--microbatches", type=int, help="--parallel pp: microbatches per step "
+                   "(default: one per process; must divide --batch-size)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--compare", action="store_true", help="run every mode (each in its own "
@@ -53,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**fields).validate()
     if args.compare:
+        if cfg.parallel:
+            raise TrainingError("--compare runs each mode in its own single process; it does "
+                                "not combine with --parallel")
         from bwsk.train.compare import compare
 
         table = compare(cfg)

@@ -1,7 +1,7 @@
 """Atomic checkpoints: a complete step directory appears at once, or not at all.
 
-Each checkpoint is ``checkpoints/step-NNNNNNN/`` holding ``model.safetensors`` (weights)
-and ``state.pt`` (optimizer, scheduler, RNG, step, curves, config). It is written under
+Each checkpoint is ``checkpoints/step-NNNNNNN/`` holding ``model.safetensors`` (weights of
+the unsharded model, whatever ``--parallel`` axis wrote them) and ``state.pt`` (optimizer, scheduler, RNG, step, curves, config). It is written under
 a temporary name and renamed into place; ``latest.json`` (also replaced atomically)
 names the newest complete one with the weights' sha256, so a torn or tampered file is
 detected on ``--resume`` and the previous good checkpoint is never deleted first.
@@ -28,9 +28,12 @@ def checkpoint_root(out: Path) -> Path:
     return out / "checkpoints"
 
 
-def save(out: Path, model: nn.Module, state: dict[str, Any]) -> Path:
-    """Write checkpoint for ``state['step']`` and point ``latest.json`` at it."""
-    from safetensors.torch import save_model
+def save(out: Path, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> Path:
+    """Write checkpoint for ``state['step']`` and point ``latest.json`` at it.
+
+    ``weights`` names each tensor once (a tied weight under one of its names), as
+    ``load_model`` expects."""
+    from safetensors.torch import save_file
 
     root = checkpoint_root(out)
     root.mkdir(parents=True, exist_ok=True)
@@ -39,7 +42,7 @@ def save(out: Path, model: nn.Module, state: dict[str, Any]) -> Path:
         shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp-{name}-{os.getpid()}"
     tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
+    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     torch.save(state, tmp / "state.pt")
     _fsync_dir_files(tmp)
     final = root / name

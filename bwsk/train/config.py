@@ -15,9 +15,12 @@ from bwsk.errors import TrainingError
 MODES = ("conventional", "analyzed", "reversible", "recompute")
 EXPERIMENTS = ("scratch", "finetune")
 PRECISIONS = ("fp32", "bf16")
+PARALLEL = ("dp", "tp", "sp", "pp")
 
-# Fields that may differ between the interrupted and the resumed invocation.
-RESUMABLE_OVERRIDES = ("max_steps", "epochs", "resume", "progress", "out", "checkpoint_every")
+# Fields that may differ between the interrupted and the resumed invocation. Checkpoints hold
+# the unsharded (canonical) state, so a run may resume under another --parallel axis.
+RESUMABLE_OVERRIDES = ("max_steps", "epochs", "resume", "progress", "out", "checkpoint_every",
+                       "parallel", "microbatches")
 
 
 @dataclass
@@ -47,6 +50,9 @@ class TrainConfig:
     dropout: float = 0.0
     resume: bool = False
     progress: bool = True
+    parallel: str | None = None  # dp|tp|sp|pp under torchrun; None: dp when several ranks
+    microbatches: int | None = None  # pp only; None: one per rank
+
 
     def validate(self) -> TrainConfig:
         """Reject settings that would fail late (after data loading) or train nonsense."""
@@ -68,11 +74,31 @@ class TrainConfig:
                 getattr(self, n) is not None for n in ("layers", "d_model", "heads")):
             raise TrainingError("size overrides (--layers, --d-model, --heads) apply to "
                                 "--experiment scratch; a fine-tuned checkpoint keeps its sizes")
+        self._validate_parallel()
         if self.mode == "reversible" and self.experiment == "finetune":
             raise TrainingError("reversible mode rebuilds the network as two-stream couplings, "
                                 "which changes its function: use it with --experiment scratch "
                                 "(recompute or analyzed keep the function for fine-tuning)")
         return self
+
+    def _validate_parallel(self) -> None:
+        if self.parallel is not None:
+            _one_of("parallel", self.parallel, PARALLEL)
+        if self.microbatches is not None:
+            if self.parallel != "pp":
+                raise TrainingError("--microbatches applies to --parallel pp")
+            if self.microbatches < 1 or self.batch_size % self.microbatches:
+                raise TrainingError(f"--batch-size {self.batch_size} is not divisible into "
+                                    f"{self.microbatches} microbatches")
+        if self.parallel in ("tp", "sp", "pp"):
+            if self.mode != "conventional":
+                raise TrainingError(f"--parallel {self.parallel} shards the model as built; "
+                                    f"--mode {self.mode} rewrites its blocks, which the plan "
+                                    "does not cover: use --parallel dp")
+            if self.precision != "fp32":
+                raise TrainingError(f"--parallel {self.parallel} trains in fp32 only (bf16 "
+                                    "autocast over sharded tensors is not verified): use "
+                                    "--parallel dp")
 
     @property
     def out_dir(self) -> Path:

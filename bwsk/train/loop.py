@@ -1,5 +1,8 @@
 """The training loop: AdamW, cosine schedule with warmup, clipping, early stopping,
 atomic checkpoints with exact resume, clean Ctrl-C, and a refusal to continue past NaN.
+
+What differs per ``--parallel`` axis (batch rows, forward/backward, norms, evaluation,
+the sharded state) lives in the engine (bwsk/train/parallel.py).
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from bwsk.train import checkpoint, results
 from bwsk.train.config import TrainConfig
 from bwsk.train.data import SubwordVocab, TrainBatches, Vocab, eval_windows, load_splits
 from bwsk.train.distributed import World, setup
-from bwsk.train.memory import peak_rss_bytes, saved_bytes_of_step
+from bwsk.train.memory import peak_rss_bytes
 from bwsk.train.models import build_model, check_context, load_pretrained
 from bwsk.train.modes import apply_mode
+from bwsk.train.parallel import build_engine
 
 
 def cosine_with_warmup(warmup: int, total: int):
@@ -58,7 +62,9 @@ class _StopSignal:
 class Trainer:
     def __init__(self, cfg: TrainConfig, world: World | None = None):
         self.cfg = cfg.validate()
-        self.world = world or setup(cfg.batch_size)
+        self.world = world or setup(cfg.parallel, cfg.batch_size, cfg.microbatches)
+        self.axis = cfg.parallel or ("dp" if self.world.size > 1 else None)
+        self.microbatches = (cfg.microbatches or self.world.size) if self.axis == "pp" else None
         self.out = results.prepare_out(cfg, self.world.is_main)
         splits = load_splits(cfg.data)
         self.data_source = splits.source
@@ -76,9 +82,14 @@ class Trainer:
         self.mode_info = apply_mode(self.model, cfg.mode,
                                     self.world.shard(torch.cat([x, y[:, -1:]], dim=1)),
                                     cfg.memory_budget)
-        self.net = self.world.wrap(self.model)
+        saved = self._load_checkpoint() if cfg.resume else None  # before any sharding
+        self.engine = build_engine(self.model, self.world, self.axis, batch=cfg.batch_size,
+                                   seq_len=cfg.seq_len, example=x,
+                                   microbatches=self.microbatches, loss_fn=self._pipeline_loss)
+        self.net = self.engine.net
+        self._write_plan()
         self.total_steps = min(cfg.max_steps or 10**12, cfg.epochs * self.batches.steps_per_epoch)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+        self.opt = torch.optim.AdamW(self.engine.parameters(), lr=cfg.lr,
                                      weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, cosine_with_warmup(min(cfg.warmup_steps, self.total_steps),
@@ -86,6 +97,8 @@ class Trainer:
         self.state: dict[str, Any] = {"step": 0, "losses": [], "evals": [], "best_val": None,
                                       "bad_evals": 0, "train_time": 0.0, "train_cpu": 0.0,
                                       "stopped": None}
+        if saved is not None:
+            self._restore(saved)
 
     def _vocab_and_model(self, splits):
         """Scratch: word vocabulary + random weights; finetune: the checkpoint's own."""
@@ -108,15 +121,18 @@ class Trainer:
             logits = net(x)
         return nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten())
 
+    @staticmethod
+    def _pipeline_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+
     def _step(self, step: int) -> float:
-        x, y = (self.world.shard(t) for t in self.batches.batch(step))
-        loss = self._loss(self.net, x, y)
-        if self.world.any(not torch.isfinite(loss).item()):
+        x, y = self.engine.batch(*self.batches.batch(step))
+        loss = self.engine.forward_backward(x, y, self._loss)  # global: the same on all ranks
+        if self.world.any(not torch.isfinite(loss).item()):  # before the update
             raise TrainingError(f"loss is {loss.item()} at step {step + 1}: training stopped; "
                                 f"the last good checkpoint in {self.out / 'checkpoints'} "
                                 "is kept")
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.engine.clip(self.cfg.grad_clip)
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
@@ -127,15 +143,17 @@ class Trainer:
     def evaluate(self, split: str) -> float:
         """NLL per word-level token over the whole split (subword NLL summed per word)."""
         self.model.eval()
-        total = 0.0
-        for x, y in eval_windows(self.streams[split], self.cfg.seq_len,
-                                 max(16, self.cfg.batch_size)):
-            with self._autocast():
-                logits = self.model(x)
-            total += nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
-                                                 reduction="sum").item()
+        windows = eval_windows(self.streams[split], self.cfg.seq_len,
+                               max(16, self.cfg.batch_size))
+        total = self.engine.nll_sum(windows, self._nll)
         self.model.train()
         return total / self.n_words[split]
+
+    def _nll(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        with self._autocast():
+            logits = model(x)
+        return nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
+                                           reduction="sum").item()
 
     def _early_stop(self) -> bool:
         """Evaluate on val; True once ``patience`` evaluations passed without improvement."""
@@ -150,28 +168,48 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------
     def save(self) -> None:
+        """The unsharded state, whatever the axis (gathering it is collective)."""
+        weights, optimizer = self.engine.weights(), self.engine.optimizer_state(self.opt)
         if self.world.is_main:
-            state = dict(self.state, optimizer=self.opt.state_dict(),
+            state = dict(self.state, optimizer=optimizer,
                          scheduler=self.sched.state_dict(), rng=torch.get_rng_state(),
                          config=self.cfg.to_dict(), vocab_size=len(self.vocab))
-            checkpoint.save(self.out, self.model, state)
+            checkpoint.save(self.out, weights, state)
         self.world.barrier()
 
     def resume(self) -> None:
+        """Reload the latest checkpoint (one process; a sharded run resumes in __init__)."""
+        self._restore(self._load_checkpoint())
+
+    def _load_checkpoint(self) -> dict[str, Any]:
+        """Weights into the unsharded model; the rest of the saved state, checked."""
         saved = checkpoint.load(self.out, self.model)
         changed = self.cfg.differs_from(saved.get("config", {}))
         if changed:
             raise TrainingError(f"--resume: the checkpoint was trained with different "
                                 f"{', '.join('--' + c.replace('_', '-') for c in changed)}")
-        self.opt.load_state_dict(saved["optimizer"])
+        return saved
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.engine.load_optimizer_state(self.opt, saved["optimizer"])
         self.sched.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"])
         self.state = {k: saved[k] for k in self.state}
 
     # -- the run --------------------------------------------------------------------------
+    def _write_plan(self) -> None:
+        """plan.json beside results.json, and its summary once, on rank 0."""
+        report = self.engine.report
+        if report is None or not self.world.is_main:
+            return
+        import json
+
+        from bwsk.train.parallel import print_plan
+
+        checkpoint.write_atomic(self.out / "plan.json", json.dumps(report, indent=1))
+        print_plan(report, self.cfg.batch_size * self.cfg.seq_len)
+
     def run(self) -> dict[str, Any]:
-        if self.cfg.resume:
-            self.resume()
         self.state["stopped"] = None
         with _StopSignal() as stop:
             self._train(stop)
@@ -214,8 +252,7 @@ class Trainer:
 
     def _finish(self) -> dict[str, Any]:
         val, test = self.evaluate("valid"), self.evaluate("test")
-        x, y = (self.world.shard(t) for t in self.batches.batch(0))
-        saved = saved_bytes_of_step(self.net, lambda: self._loss(self.net, x, y))
+        saved = self.engine.saved_bytes(*self.engine.batch(*self.batches.batch(0)), self._loss)
         tokens = self.state["step"] * self.cfg.batch_size * self.cfg.seq_len
         summary = results.summarize(self, val=val, test=test, saved_bytes=saved,
                                     peak_rss=peak_rss_bytes(), tokens=tokens)

@@ -20,12 +20,12 @@ class SavedBytesMeter:
     """Context manager: bytes of distinct non-parameter storages saved for backward."""
 
     def __init__(self, model: nn.Module):
-        self.param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.param_storages = {_storage(p).data_ptr() for p in model.parameters()}
         self.storages: dict[int, int] = {}
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
+        storage = _storage(t)
         ptr = storage.data_ptr()
         if ptr not in self.param_storages:
             self.storages[ptr] = storage.nbytes()
@@ -41,6 +41,16 @@ class SavedBytesMeter:
 
     def __exit__(self, *exc) -> None:
         self._hooks.__exit__(*exc)
+
+
+def _storage(t: torch.Tensor):
+    """A tensor's storage; a DTensor's is its local shard's (the bytes this rank keeps)."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(t, DTensor):
+        with torch.no_grad():
+            t = t.to_local()
+    return t.untyped_storage()
 
 
 def saved_bytes_of_step(model: nn.Module, loss_of: Callable[[], torch.Tensor]) -> int:

@@ -70,6 +70,8 @@ def summarize(trainer: Trainer, *, val: float, test: float, saved_bytes: int, pe
             if cfg.experiment == "finetune" else ""),
         "seq_len": cfg.seq_len, "batch_size": cfg.batch_size, "seed": cfg.seed,
         "precision": cfg.precision, "world_size": trainer.world.size,
+        "parallel": trainer.axis and {"axis": trainer.axis, "microbatches": trainer.microbatches,
+                                      "plan": "plan.json"},
         "steps": state["step"], "epochs": state["step"] / trainer.batches.steps_per_epoch,
         "stopped": state["stopped"],
         "final_loss": losses[-1] if losses else None,
