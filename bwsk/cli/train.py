@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from bwsk.errors import TrainingError
 from bwsk.train.config import EXPERIMENTS, MODES, PARALLEL, PRECISIONS, TrainConfig
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from bwsk.train.loop import train
 
     summary = train(cfg)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun the result is printed once
+        return 0
     print(json.dumps({k: summary[k] for k in ("mode", "steps", "final_loss", "val_perplexity",
                                               "test_perplexity", "saved_activation_bytes",
                                               "tokens_per_s")}, indent=2))

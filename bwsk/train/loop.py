@@ -263,4 +263,10 @@ class Trainer:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    return Trainer(cfg).run()
+    """One run; the process group is left whether it ends, fails or is interrupted."""
+    cfg.validate()
+    world = setup(cfg.parallel, cfg.batch_size, cfg.microbatches)
+    try:
+        return Trainer(cfg, world).run()
+    finally:
+        world.close()
