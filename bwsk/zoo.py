@@ -36,9 +36,13 @@ SEEDS: dict[str, Arch] = {
     "t5-small": Arch("T5Config", "T5ForConditionalGeneration", {},
                      ("num_layers", "num_decoder_layers"), "d_model", "num_heads", ffn="d_ff",
                      kv="d_kv"),
+    # facebook/opt-350m: unlike the other OPT sizes, post-LN (no final LayerNorm) and a
+    # 512-wide embedding projected in and out of the 1024-wide stream
     "opt-350m": Arch("OPTConfig", "OPTForCausalLM",
                      {"hidden_size": 1024, "ffn_dim": 4096, "num_hidden_layers": 24,
-                      "num_attention_heads": 16, "word_embed_proj_dim": 512},
+                      "num_attention_heads": 16, "word_embed_proj_dim": 512,
+                      "do_layer_norm_before": False, "vocab_size": 50272,
+                      "max_position_embeddings": 2048},
                      ("num_hidden_layers",), "hidden_size", "num_attention_heads", ffn="ffn_dim"),
     "switch-base-8": Arch("SwitchTransformersConfig", "SwitchTransformersForConditionalGeneration",
                           {}, ("num_layers", "num_decoder_layers"), "d_model", "num_heads",

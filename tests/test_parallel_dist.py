@@ -146,6 +146,20 @@ def test_tensor_axis_has_megatron_figures(report):
     assert plan["transformer.h.0.attn.c_proj"] == "rowwise"
 
 
+@pytest.mark.parametrize("axis,coll", [("tensor", "all_reduce"), ("sequence", "reduce_scatter")])
+def test_trainable_position_embeddings_reconcile_per_module(report, axis, coll):
+    """Token and position embeddings, both vocab-parallel: the engine reconciles each
+    module's partial sum (B*T*E and T*E bytes), one more collective than summing first."""
+    entry = _axis(report, axis)
+    assert entry["plan"]["transformer.wte"] == entry["plan"]["transformer.wpe"] == "rowwise"
+    points = {p["where"]: p for p in entry["sync_points"]
+              if p["phase"] == "fwd" and p["collective"] == coll and "h." not in p["where"]}
+    assert {w: (p["bytes"], p["count"], p["minimal"]) for w, p in points.items()} == {
+        "transformer.wte": (4 * 8 * 32 * 4, 1, False), "transformer.wpe": (8 * 32 * 4, 1, False)}
+    assert points["transformer.wte"]["fused"] == {"where": "transformer", "bytes": 4 * 8 * 32 * 4,
+                                                  "count": 1}
+
+
 def test_sequence_axis_has_megatron_sp_figures(report):
     from bwsk.parallel.analysis import per_layer
 
@@ -166,6 +180,7 @@ def test_data_axis_matches_reference_and_report(runs, report):
     n_params = sum(p.numel() for p in __import__("bwsk.parallel.verify", fromlist=["x"])
                    .tiny_gpt2().parameters() if p.requires_grad)
     assert grads[0]["bytes"] == 4 * n_params
+    assert axis["totals"]["bwd"] == {}  # wpe's gradient rides on the parameter all-reduce
     for rank in range(WORLD):
         got = runs[rank]["data"]
         torch.testing.assert_close(got["logits"], ref["logits"].chunk(WORLD)[rank], **TOL)

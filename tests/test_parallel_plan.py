@@ -235,7 +235,7 @@ def test_position_embeddings_are_a_parameter_not_a_constant():
     from bwsk.parallel.verify import tiny_gpt2
 
     model = tiny_gpt2()
-    model.transformer.wpe.weight.requires_grad_(True)
+    assert model.transformer.wpe.weight.requires_grad
     report = plan(model, 2, ["data"], batch=4, seq_len=8)
     reads = {x for n in report["_graph"].nodes for x in n.inputs}
     assert "transformer.wpe.weight" in reads
@@ -251,7 +251,57 @@ def test_input_free_constant_subgraph_syncs_nothing_backward():
                {"x": ((B, E), False), "pos.weight": ((E,), True), "q": ((E,), False),
                 "y": ((B, E), False)})
     axis = axis_report(g, "data", 2)
-    assert [p["phase"] for p in axis["sync_points"]] == ["optim"]
+    assert [(p["phase"], p["bytes"]) for p in axis["sync_points"]] == [("optim", E * 4)]
+    assert axis["totals"]["bwd"] == {}
+
+
+def test_a_sharded_input_free_value_keeps_its_backward_sync():
+    """Only a value computed identically on every rank may push its partial gradient back to
+    its parameters: a table sharded on the tensor axis is not such a value."""
+    from bwsk import _core
+    from bwsk.parallel.classes import classes_of
+    from bwsk.parallel.problem import build
+
+    g = _graph([Node("pos", "tanh", ["pos.weight"], ["q"], scope="pos"),
+                Node("add", "add", ["x", "q"], ["y"], scope="add")],
+               {"x": ((B, E), False), "pos.weight": ((E,), True), "q": ((E,), False),
+                "y": ((B, E), False)})
+    problem, names = build(g, classes_of(g), "data", 2, {"pos.weight"})
+    out = _core.calm_search(problem)
+    assert [(names[r[0]], r[1], r[2]) for r in out["records"]] == [("pos.weight", -1, 2)]
+    problem["val_fixed"][names.index("q")] = problem["val_all"][problem["val_all_off"][
+        names.index("q")]]  # force q sharded on its own dim: not replicated, so no push
+    problem["val_ok"] = problem["val_all"]
+    problem["val_ok_off"] = problem["val_all_off"]
+    kinds = {(names[r[0]], r[2]) for r in _core.calm_search(problem)["records"]}
+    assert ("pos.weight", 2) not in kinds
+
+
+def test_partial_sums_of_two_modules_are_reconciled_per_module():
+    """The search may add two modules' partial sums before one all-reduce; the engine
+    reconciles each module's output: two records with their own bytes, and the fused one."""
+    from bwsk.parallel.problem import PARTIAL, REPLICATED
+    from bwsk.parallel.reconcile import per_module
+
+    g = _graph([Node("tok", "gather", ["tok.weight", "x"], ["e"], scope="tok"),
+                Node("pos", "gather", ["pos.weight", "p"], ["q"], scope="pos"),
+                Node("add", "add", ["e", "q"], ["s"], scope="model"),
+                Node("ln", "layernorm", ["s"], ["y"], scope="ln")],
+               {"x": ((B, E), False), "p": ((1, E), True), "tok.weight": ((E, F), True),
+                "pos.weight": ((E, F), True), "e": ((B, E, F), False), "q": ((1, E, F), False),
+                "s": ((B, E, F), False), "y": ((B, E, F), False)})
+    names = list(g.values)
+    states = dict.fromkeys(names, REPLICATED) | {"e": PARTIAL, "q": PARTIAL, "s": PARTIAL}
+    fwd = (names.index("s"), 3, 0, 1, B * E * F * 4)
+    records, fused = per_module(g, names, [fwd], states, {"tok": "rowwise", "pos": "rowwise"},
+                                None)
+    assert sorted((names[r[0]], r[1], r[4]) for r in records) == [
+        ("e", 0, B * E * F * 4), ("q", 1, E * F * 4)]
+    assert fused[names.index("q")]["fwd"] == {"where": "model", "bytes": B * E * F * 4,
+                                              "count": 1}
+    states["q"] = REPLICATED  # a replicated (frozen) position table: one module, one record
+    one, _ = per_module(g, names, [fwd], states, {"tok": "rowwise"}, None)
+    assert one == [fwd]
 
 
 COLD = """

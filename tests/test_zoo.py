@@ -29,9 +29,12 @@ def test_onnx_inputs_need_no_torch():
 
 def test_seed_configs():
     pytest.importorskip("transformers")
-    opt = zoo.config("opt-350m")
+    opt = zoo.config("opt-350m")  # facebook/opt-350m's config.json
     assert (opt.hidden_size, opt.ffn_dim, opt.num_hidden_layers, opt.num_attention_heads,
-            opt.word_embed_proj_dim, opt.use_cache) == (1024, 4096, 24, 16, 512, False)
+            opt.word_embed_proj_dim, opt.vocab_size, opt.max_position_embeddings,
+            opt.do_layer_norm_before, opt.use_cache) == (1024, 4096, 24, 16, 512, 50272, 2048,
+                                                         False, False)
+    assert not zoo.config("opt-350m", layers=2, d_model=64).do_layer_norm_before
     t5 = zoo.config("t5-small", layers=2, d_model=64, heads=4)
     assert (t5.num_layers, t5.num_decoder_layers, t5.d_kv, t5.d_ff) == (2, 2, 16, 256)
     switch = zoo.config("switch-base-8", layers=4)
@@ -48,6 +51,10 @@ def test_small_models_and_inputs():
     again, _ = zoo.build_model("gpt2", layers=2, d_model=32, heads=2, vocab=50)
     assert (model.lm_head.weight == again.lm_head.weight).all()  # deterministic weights
     _, t5_inputs = zoo.build_model("t5-small", layers=1, d_model=32, heads=2, vocab=50)
+    opt, _ = zoo.build_model("opt-350m", layers=1, d_model=64, heads=2, vocab=50)
+    decoder = opt.model.decoder  # post-LN: no final LayerNorm; embeddings projected in and out
+    assert decoder.final_layer_norm is None and decoder.project_in.in_features == 32
+    assert decoder.project_out.out_features == 32
     assert set(t5_inputs) == {"input_ids", "decoder_input_ids"}
 
 
