@@ -5,7 +5,10 @@ graph of its own inputs and judged like a model; structurally identical blocks a
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import onnx
 
 from bwsk.analysis.execute import StepRunner
@@ -57,74 +60,105 @@ def consumers(graph: Graph) -> dict[str, list[int]]:
     return out
 
 
-def subgraph(graph: Graph, members: list[int], name: str, readers: dict | None = None) -> Graph:
-    """The block as a graph: inputs flow in from outside, outputs flow out (or are outputs).
-    ``readers``: consumers(graph), passed in when cutting many blocks."""
-    inside = set(members)
-    produced = {o for k in members for o in graph.nodes[k].outputs if o}
-    inputs, seen = [], set()
-    for k in members:
-        for x in graph.nodes[k].inputs:
-            if x and x not in produced and not graph.is_const(x) and x not in seen:
-                seen.add(x)
-                inputs.append(x)
-    readers = consumers(graph) if readers is None else readers
-    outputs = [
-        o
-        for k in members
-        for o in graph.nodes[k].outputs
-        if o and (o in graph.outputs or any(c not in inside for c in readers.get(o, ())))
+def _attr_key(value) -> Any:
+    """An exact, hashable stand-in for an attribute (repr elides the middle of big arrays)."""
+    if isinstance(value, np.ndarray):
+        return (str(value.dtype), value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        return tuple(_attr_key(v) for v in value)
+    return repr(value)
+
+
+def node_keys(graph: Graph) -> list[tuple]:
+    """Per node, its structure apart from wiring and weight values (computed once per model:
+    every enclosing scope reuses it): op, attributes, and per input "" (omitted),
+    ("c", shape) (a constant) or None (a variable, numbered per block)."""
+    return [
+        (
+            n.op,
+            tuple(sorted((a, _attr_key(v)) for a, v in n.attrs.items())),
+            tuple(
+                "" if not x else ("c", graph.values[x].shape) if graph.is_const(x) else None
+                for x in n.inputs
+            ),
+        )
+        for n in graph.nodes
     ]
-    sub = Graph(name, inputs, outputs, graph.values, [graph.nodes[k] for k in members])
+
+
+@dataclass
+class Cut:
+    """A block's interface and its structure up to renaming (``signature``): two blocks with
+    equal signatures compute the same function of their inputs up to weight values, and
+    with equal recoverability facts per node they share every structural proof."""
+
+    inputs: list[str]
+    outputs: list[str]
+    signature: tuple
+
+
+def cut(
+    graph: Graph,
+    members: list[int],
+    keys: list[tuple],
+    readers: dict[str, list[int]],
+    judgements: list[Judgement],
+) -> Cut:
+    """One pass over the members: inputs flow in from outside, outputs flow out (or are
+    graph outputs); ``keys`` is node_keys(graph) and ``readers`` consumers(graph)."""
+    inside, local = set(members), {}
+    inputs, outputs, rows = [], [], []
+    for k in members:
+        node, j = graph.nodes[k], judgements[k]
+        ins = []
+        for x, kind in zip(node.inputs, keys[k][2], strict=True):
+            if kind is None and x not in local:  # topological order: not produced inside
+                local[x] = len(local)
+                inputs.append(x)
+            ins.append(local[x] if kind is None else kind)
+        outs = []
+        for o in node.outputs:
+            if o:
+                local[o] = len(local)
+                if o in graph.outputs or any(c not in inside for c in readers.get(o, ())):
+                    outputs.append(o)
+            outs.append(local.get(o, ""))
+        facts = (j.verdict, tuple(j.recover), None if j.needs is None else tuple(j.needs))
+        rows.append((keys[k][:2], tuple(ins), tuple(outs), facts))
+    return Cut(inputs, outputs, (tuple(rows), tuple(local[o] for o in outputs)))
+
+
+def subgraph(graph: Graph, members: list[int], name: str, shape: Cut) -> Graph:
+    """The block as a graph of its own inputs (values are shared with the model)."""
+    sub = Graph(name, shape.inputs, shape.outputs, graph.values, [graph.nodes[k] for k in members])
     if isinstance(getattr(graph, "source", None), onnx.ModelProto):
         sub.opset = opset_of(graph)
     return sub
 
 
-def signature(graph: Graph, members: list[int]) -> tuple:
-    """Structure up to renaming: ops, attrs, shapes and wiring (weights excluded)."""
-    local: dict[str, int] = {}
-
-    def ref(name):
-        if not name:
-            return ""
-        if graph.is_const(name):
-            return ("c", graph.values[name].shape)
-        return local.setdefault(name, len(local))
-
-    rows = []
-    for k in members:
-        n = graph.nodes[k]
-        rows.append(
-            (
-                n.op,
-                repr(sorted((a, repr(v)) for a, v in n.attrs.items())),
-                tuple(ref(x) for x in n.inputs),
-                tuple(ref(o) for o in n.outputs),
-            )
-        )
-    return tuple(rows)
-
-
 def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdict]:
+    """Each block with two or more nodes that is not the whole model; a block structurally
+    equal to an earlier S or gray one (same signature and per-node facts, see ``Cut``) takes
+    its verdict as ``repeat_of``; K blocks are re-proved, each witness run on its own block."""
     from bwsk.analysis.engine import prove
 
     out: list[BlockVerdict] = []
-    readers = consumers(graph)
+    readers, keys = consumers(graph), node_keys(graph)
     first: dict[tuple, tuple[str, str, str, list[str]]] = {}
     for name, members in scopes(graph).items():
         if len(members) < 2 or len(members) == len(graph.nodes):
             continue
-        sub = subgraph(graph, members, name, readers)
-        if not sub.inputs or not sub.outputs:
+        shape = cut(graph, members, keys, readers, judgements)
+        if not shape.inputs or not shape.outputs:
             continue
-        sig = (signature(graph, members), tuple(judgements[k].verdict for k in members))
+        sig = shape.signature
         nodes = [graph.nodes[k].name for k in members]
         kind = kind_of(name, nodes)
         if sig in first and first[sig][1] != "K":
             src, verdict, reason, conds = first[sig]
             out.append(BlockVerdict(name, kind, nodes, verdict, reason, conds, repeat_of=src))
             continue
+        sub = subgraph(graph, members, name, shape)
         # wrappers spanning most of the model are not worth re-executing it for a witness
         wide = 2 * len(members) > len(graph.nodes)
         budget = [0 if wide else BLOCK_TRIES]

@@ -4,6 +4,7 @@ and executed witnesses for K, deciding conditions for gray; per node, block and 
 from __future__ import annotations
 
 import contextlib
+import gc
 from typing import Any
 
 import numpy as np
@@ -116,10 +117,26 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
+@contextlib.contextmanager
+def _no_cycle_collection():
+    """The analysis frees its garbage by reference counting (a 96-layer model leaves six
+    cyclic objects), yet its allocations trigger full collections that rescan the model, its
+    graph and weights, a cost growing with depth per collection: the cycle collector pauses
+    for the duration (and stays as the caller left it)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def analyze(model: Any, *, weights: bool = True, input_shapes: dict | None = None) -> Analysis:
     """Prove where ``model`` (anything bwsk.load accepts, or a Graph) is injective."""
     graph = load(model, input_shapes)
-    with _one_blas_thread():
+    with _one_blas_thread(), _no_cycle_collection():
         return _analyze(graph, weights)
 
 

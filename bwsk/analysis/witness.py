@@ -64,10 +64,12 @@ def _checked(runner: Runner, graph: Graph, a: dict, b: dict) -> str | None:
         return str(exc)
 
 
-def ancestors(graph: Graph, names: set[str]) -> tuple[set[str], list[int]]:
-    """Values and node indices upstream of ``names`` (inclusive of the values)."""
+def ancestors(graph: Graph, names: set[str], last: int | None = None) -> tuple[set[str], list[int]]:
+    """Values and node indices upstream of ``names`` (inclusive of the values). ``last``: no
+    producer of ``names`` comes after this node, so the walk starts there (a candidate early
+    in a deep model then costs its prefix, not the whole model)."""
     seen, nodes = set(names), []
-    for k in range(len(graph.nodes) - 1, -1, -1):
+    for k in range(len(graph.nodes) - 1 if last is None else last, -1, -1):
         node = graph.nodes[k]
         if any(o in seen for o in node.outputs):
             nodes.append(k)
@@ -75,16 +77,18 @@ def ancestors(graph: Graph, names: set[str]) -> tuple[set[str], list[int]]:
     return seen, nodes[::-1]
 
 
-def _prefix(graph: Graph, judgements: list[Judgement], k: int) -> InverseProgram | None:
+def _prefix(
+    graph: Graph, judgements: list[Judgement], k: int, pdom: PostDominators
+) -> InverseProgram | None:
     """The inverse of what feeds node k (None when its inputs are graph inputs); raises
     when the prefix does not determine the graph inputs it depends on."""
     node = graph.nodes[k]
     var = [node.inputs[i] for i in graph.variable_inputs(node)]
     if set(var) <= set(graph.inputs):
         return None
-    up, prefix = ancestors(graph, set(var))
+    _independent(pdom, node.name, var)
+    up, prefix = ancestors(graph, set(var), k - 1)
     sources = [n for n in graph.inputs if n in up]
-    _independent(graph, node.name, var)
     rec = recover(graph, judgements, set(var), prefix)
     lost = [n for n in sources if n not in rec.known]
     if lost:
@@ -92,15 +96,17 @@ def _prefix(graph: Graph, judgements: list[Judgement], k: int) -> InverseProgram
     return InverseProgram(graph, judgements, rec.steps, var, sources)
 
 
-def _independent(graph: Graph, node: str, var: list[str]) -> None:
+def _independent(pdom: PostDominators, node: str, var: list[str]) -> None:
     """Raise unless the node's variable inputs depend on disjoint graph inputs: a left inverse
     recovers the inputs from one of two dependent values and ignores the other, so a local
     collision such as (x, r(x)) vs (2x, r(x)/2) need not be reachable from any input."""
-    owner: dict[str, str] = {}
+    owned = 0
     for v in dict.fromkeys(var):
-        for name in ancestors(graph, {v})[0] & set(graph.inputs):
-            if owner.setdefault(name, v) != v:
-                raise BwskError(f"inputs of {node} both depend on {name}: not independently settable")
+        mask = pdom.sources.get(v, 0)
+        if owned & mask:
+            shared = next(n for i, n in enumerate(pdom.graph.inputs) if (owned & mask) >> i & 1)
+            raise BwskError(f"inputs of {node} both depend on {shared}: not independently settable")
+        owned |= mask
 
 
 def _reaches(graph: Graph, k: int, local: list, lifted: dict) -> None:
@@ -140,10 +146,9 @@ def _lift(
     return pair[0], pair[1]
 
 
-def candidates(graph: Graph, judgements: list[Judgement]):
+def candidates(graph: Graph, judgements: list[Judgement], pdom: PostDominators):
     """(node index, why, collide) for local collisions whose changed inputs reach the outputs only
     through their node: all variable inputs, or (pinned) one while the others agree."""
-    pdom = None
     for k, j in enumerate(judgements):
         if j.verdict != "K" or j.collide is None:
             continue
@@ -152,7 +157,6 @@ def candidates(graph: Graph, judgements: list[Judgement]):
         options = [(slots, j.reason, j.collide)]
         options += [([s], why, c) for s, why, c in j.pinned if s in slots]
         for changed, why, collide in options:
-            pdom = pdom or PostDominators(graph)
             if pdom.only_through(k, {node.inputs[i] for i in changed}):
                 yield k, why, collide
                 break
@@ -187,13 +191,15 @@ def find_witness(
         if problem is None:
             return Search(Witness(a, b), why, failures)
         failures.append(f"unused-input witness failed: {problem}")
-    env = dict(base)
-    for tries, (k, why, collide) in enumerate(candidates(graph, judgements)):
+    if budget[0] <= 0 or not any(j.verdict == "K" and j.collide is not None for j in judgements):
+        return Search(None, "", failures)
+    env, pdom = dict(base), PostDominators(graph)
+    for tries, (k, why, collide) in enumerate(candidates(graph, judgements, pdom)):
         if budget[0] <= 0 or tries >= MAX_PREFIXES:
             break
         node = graph.nodes[k]
         try:
-            program = _prefix(graph, judgements, k)
+            program = _prefix(graph, judgements, k, pdom)
             budget[0] -= 1  # attempts past the cheap structural checks count
             a, b = _lift(graph, k, collide, program, base, env, rng)
             problem = verify(runner, graph, a, b)

@@ -65,12 +65,7 @@ def _evaluator(key: bytes, opset: int):
     return ReferenceEvaluator(proto, opsets={"": opset})
 
 
-@lru_cache(maxsize=1024)
-def _session(key: bytes, opset: int, dtypes: tuple[int, ...]):
-    import onnxruntime as ort
-
-    proto = onnx.NodeProto()
-    proto.ParseFromString(key)
+def _model_bytes(proto: onnx.NodeProto, opset: int, dtypes: tuple[int, ...]) -> bytes:
     inputs = [
         helper.make_tensor_value_info(n, t, None)
         for n, t in zip(proto.input, dtypes, strict=False)
@@ -80,10 +75,58 @@ def _session(key: bytes, opset: int, dtypes: tuple[int, ...]):
         [proto], "node", inputs, [onnx.ValueInfoProto(name=o) for o in proto.output if o]
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+    return model.SerializeToString()
+
+
+def _ort_session(model: bytes):
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+@lru_cache(maxsize=1)
+def _ort_max_opset() -> int:
+    """The newest default-domain opset this onnxruntime loads (onnx's own may be newer)."""
+    identity = helper.make_node("Identity", ["i0"], ["o0"])
+    for opset in range(onnx.defs.onnx_opset_version(), 6, -1):
+        try:
+            _ort_session(_model_bytes(identity, opset, (onnx.TensorProto.FLOAT,)))
+            return opset
+        except Exception:  # ort refuses opsets newer than it knows; older ones load
+            continue
+    return 0
+
+
+@lru_cache(maxsize=1024)
+def ort_opset(op_type: str, opset: int) -> int | None:
+    """An opset onnxruntime loads under which ``op_type`` has the same definition as under
+    ``opset`` (same since-version), so running there changes nothing; None when none is."""
+    newest = _ort_max_opset()
+    if opset <= newest:
+        return opset
+    try:
+        same = (
+            onnx.defs.get_schema(op_type, opset, "").since_version
+            == onnx.defs.get_schema(op_type, newest, "").since_version
+        )
+    except onnx.defs.SchemaError:
+        return None
+    return newest if same else None
+
+
+@lru_cache(maxsize=1024)
+def _session(key: bytes, opset: int, dtypes: tuple[int, ...]):
+    """A session for one canonical node, or None when onnxruntime refuses it (cached too:
+    a refused session costs as much as a built one)."""
+    proto = onnx.NodeProto()
+    proto.ParseFromString(key)
+    try:
+        return _ort_session(_model_bytes(proto, opset, dtypes))
+    except Exception:  # ort lacks this op, type or attribute: the reference evaluator runs it
+        return None
 
 
 def _run_ort(proto: onnx.NodeProto, opset: int, feeds: dict) -> list | None:
@@ -97,7 +140,10 @@ def _run_ort(proto: onnx.NodeProto, opset: int, feeds: dict) -> list | None:
             helper.np_dtype_to_tensor_dtype(feeds[n].dtype) if n in feeds else 0
             for n in proto.input
         )
-        sess = _session(proto.SerializeToString(), opset, dtypes)
+        runnable = ort_opset(proto.op_type, opset)
+        sess = None if runnable is None else _session(proto.SerializeToString(), runnable, dtypes)
+        if sess is None:
+            return None
         names = [o.name for o in sess.get_outputs()]
         out = dict(
             zip(
