@@ -17,8 +17,8 @@ Prints tables and asserts nothing about time (targets are shown beside the measu
 from __future__ import annotations
 
 import argparse
-import sys
 import statistics
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,7 +34,7 @@ CARDS = {"gpt2": (60.8, 39.2, 0.0), "opt-350m": (89.1, 10.9, 0.0), "t5-small": (
 # the real facebook/opt-350m config is post-LN: without this the census gains a final LayerNorm
 CONFIG_FIXES = {"opt-350m": {"do_layer_norm_before": False}}
 KEYS = ("S", "K", "GRAY")
-console = Console(width=None if sys.stdout.isatty() else 132)
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def timed(fn, *args, **kwargs):
@@ -183,7 +183,7 @@ def _differences(baseline, by_type: dict[str, Counter], reasons: dict[str, str])
                              f"(confidence {confidence:.2f}), bwsk {verdict} — {why}")
         if sum(ours.values()) < count:
             lines.append(f"{type_name} ×{count - sum(ours.values())}: counted by the table, "
-                         "never called in forward (not part of the function)")
+                         "not called on the example input (Switch: experts no token reached)")
     return lines
 
 
@@ -191,40 +191,82 @@ def _fx_row(model) -> tuple[str, ...]:
     try:
         census = classify_fx(model)
     except Exception as exc:  # fx fails in many ways; the row reports how
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:60]
-        return ("published table via torch.fx", "", "", "", "", f"fails: {first}")
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:90]
+        return ("published table via torch.fx", "", "", "", "", "",
+                f"symbolic_trace fails: {first}")
     return ("published table via torch.fx", str(census.total),
-            *(_pct(census.counts, k) for k in KEYS), f"{census.seconds:.4f}")
+            *(_pct(census.counts, k) for k in KEYS), f"{census.seconds:.4f}",
+            "the modules the trace calls")
+
+
+def _card_reason(name: str, baseline) -> str:
+    """Why the re-created table does (not) give the card's ratios."""
+    ours = tuple(round(100 * baseline.ratio(k), 1) for k in KEYS)
+    if ours == CARDS[name]:
+        return "= card: the card is this type lookup over named_modules()"
+    types = ", ".join(f"{t} {v}×{c}" for t, (v, _, c) in sorted(baseline.by_type.items()))
+    return (f"≠ card: the type table over this transformers' modules gives {types}; the "
+            "card's extra per-family overrides are unpublished")
+
+
+def _op_reasons(analysis, top: int = 4) -> str:
+    """What the per-op row counts that a module table never sees: the commonest ops per
+    verdict, with the catalogue's reason for the first of each."""
+    counts = Counter((n.verdict, n.op) for n in analysis.nodes)
+    why = {}
+    for n in analysis.nodes:
+        why.setdefault((n.verdict, n.op), n.reason)
+    parts = []
+    for verdict in KEYS:
+        ops = sorted(((c, op) for (v, op), c in counts.items() if v == verdict), reverse=True)
+        if not ops:
+            continue
+        shown = [f"{op}×{c}" + (f" ({why[verdict, op][:48]})" if verdict != "S" else "")
+                 for c, op in ops[:top]]
+        parts.append(f"{verdict}: " + "; ".join(shown))
+    return " | ".join(parts)
+
+
+def _census_reason(lines: list[str]) -> str:
+    if not lines:
+        return "same classes as the table"
+    return "differs from the table: " + "; ".join(line.split(" — ")[0] for line in lines)
 
 
 def bench_seed(name: str, quick: bool) -> list[str]:
-    """One seed: time per model and the four ratio rows; returns the printed differences."""
+    """One seed: time per model and the ratio rows, each with why it differs from the card;
+    returns the printed differences."""
     sizes = {"layers": 2} if quick else {}
     model, inputs, graph, export_s = _export(name, **sizes)
     baseline = classify(model)
     fast, fast_s = _analyze(graph, weights=False)
     analysis, full_s = _analyze(graph, weights=True)
     census, by_type, reasons, unused = leaf_census(model, inputs, graph)
+    lines = _differences(baseline, by_type, reasons)
     table = Table(title=f"{name}{' (2 layers)' if quick else ''}: S/K/gray %",
-                  title_justify="left")
-    for col in ("row", "n", "S %", "K %", "gray %", "seconds"):
-        table.add_column(col, justify="left" if col == "row" else "right")
+                  title_justify="left", show_lines=True)
+    for col in ("row", "n", "S %", "K %", "gray %", "seconds", "why it differs from the card"):
+        table.add_column(col, justify="left" if col[0] in "rw" else "right",
+                         overflow="fold", ratio=3 if col[0] == "w" else None)
     card = dict(zip(KEYS, CARDS[name], strict=True))
-    table.add_row("model card (DESIGN.md §1)", "", *(f"{card[k]:5.1f}" for k in KEYS), "")
+    table.add_row("model card (DESIGN.md §1)", "", *(f"{card[k]:5.1f}" for k in KEYS), "",
+                  "published leaf-module lookup table with hand-set classes")
     table.add_row("published table, leaf modules (re-created)", str(baseline.total),
-                  *(_pct(baseline.counts, k) for k in KEYS), f"{baseline.seconds:.4f}")
+                  *(_pct(baseline.counts, k) for k in KEYS), f"{baseline.seconds:.4f}",
+                  _card_reason(name, baseline))
     table.add_row(*_fx_row(model))
     table.add_row(f"bwsk per-op, weights skipped → model {fast.verdict}", str(len(graph.nodes)),
-                  *(_pct(fast.counts(), k) for k in KEYS), f"{fast_s:.2f}")
-    counts = analysis.counts()
+                  *(_pct(fast.counts(), k) for k in KEYS), f"{fast_s:.2f}",
+                  "every primitive op, proved: " + _op_reasons(fast))
     table.add_row(f"bwsk per-op, weight checks → model {analysis.verdict}", str(len(graph.nodes)),
-                  *(_pct(counts, k) for k in KEYS), f"{full_s:.2f}")
-    table.add_row(f"bwsk leaf-module census ({unused} never called)", str(sum(census.values())),
-                  *(_pct(census, k) for k in KEYS), "")
+                  *(_pct(analysis.counts(), k) for k in KEYS), f"{full_s:.2f}",
+                  "matmul ranks decided by the weights: " + _op_reasons(analysis))
+    table.add_row(f"bwsk leaf-module census ({unused} not called on the input)",
+                  str(sum(census.values())), *(_pct(census, k) for k in KEYS), "",
+                  _census_reason(lines))
     table.add_row("torch.export → graph (excluded from bwsk rows)", "", "", "", "",
-                  f"{export_s:.2f}")
+                  f"{export_s:.2f}", "")
     console.print(table)
-    lines = _differences(baseline, by_type, reasons)
     for line in lines:
         console.print(f"  • {line}", markup=False, highlight=False)
     return lines

@@ -13,9 +13,11 @@ Used by ``bench_analyze.py``; runnable alone: ``python bench/bwsk_classifier_bas
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 # type name -> (class, confidence); checked along the module's MRO, most specific first
 TABLE: dict[str, tuple[str, float]] = {
@@ -96,6 +98,98 @@ def classify_fx(model) -> Census:
             name = type(module).__name__
             by_type[name] = (verdict, confidence, by_type.get(name, ("", 0.0, 0))[2] + 1)
     return Census(counts, by_type, time.perf_counter() - start)
+
+
+# --- time per model: the published approach beside bwsk ---------------------------------
+def twins():
+    """nn.Module twins of examples/ (a ResNet-like CNN, the coupling block) and a small MLP:
+    models torch.fx can trace, so the published fx route runs. Deterministic weights."""
+    import torch
+    from torch import nn
+
+    def conv_bn(c_in, c_out):
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                             nn.BatchNorm2d(c_out))
+
+    class Basic(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c1, self.r1, self.c2, self.r2 = conv_bn(c, c), nn.ReLU(), conv_bn(c, c), nn.ReLU()
+
+        def forward(self, x):
+            return self.r2(self.c2(self.r1(self.c1(x))) + x)
+
+    class ResNetLike(nn.Module):
+        def __init__(self, c=8, classes=10):
+            super().__init__()
+            self.stem, self.relu = conv_bn(3, c), nn.ReLU()
+            self.layer1 = nn.Sequential(Basic(c), Basic(c))
+            self.pool, self.gap = nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(c, classes)
+
+        def forward(self, image):
+            h = self.pool(self.layer1(self.relu(self.stem(image))))
+            return self.fc(torch.flatten(self.gap(h), 1))
+
+    def mlp(d, act):
+        return nn.Sequential(nn.Linear(d, 2 * d), act, nn.Linear(2 * d, d))
+
+    class Coupling(nn.Module):
+        def __init__(self, d=8):
+            super().__init__()
+            self.F, self.G = mlp(d, nn.Tanh()), mlp(d, nn.ReLU())
+
+        def forward(self, x1, x2):
+            y1 = x1 + self.F(x2)
+            return y1, x2 + self.G(y1)
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return {
+            "resnet_like": (ResNetLike().eval(), (torch.randn(1, 3, 16, 16),)),
+            "coupling": (Coupling().eval(), (torch.randn(1, 8), torch.randn(1, 8))),
+            "mlp": (nn.Sequential(nn.Linear(16, 64), nn.Tanh(), nn.Linear(64, 64), nn.ReLU(),
+                                  nn.Linear(64, 10)).eval(), (torch.randn(1, 16),)),
+        }
+
+
+def _median_seconds(fn, repeats: int) -> tuple[Any, float]:
+    """fn's result and its median wall time over ``repeats`` runs after one warm-up."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return result, statistics.median(times)
+
+
+def time_model(model, inputs, repeats: int = 5) -> dict[str, Any]:
+    """Seconds per step for one model: the published lookups and bwsk's capture, graph walk
+    and analysis (weights skipped, and with weight checks). fx failures are kept as text."""
+    from bwsk.analysis import analyze
+    from bwsk.frontends.torch import graph_of_program
+    from bwsk.frontends.torch_export import capture
+
+    row: dict[str, Any] = {"lookup": _median_seconds(lambda: classify(model), repeats)[1]}
+    try:
+        row["fx lookup"] = _median_seconds(lambda: classify_fx(model), repeats)[1]
+    except Exception as exc:  # the published route's failure is the result
+        row["fx lookup"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    (program, names, route), row["capture"] = _median_seconds(
+        lambda: capture(model, inputs), repeats)
+    row["route"] = route
+    graph, row["walk"] = _median_seconds(
+        lambda: graph_of_program(model, program, names), repeats)
+    if route == "fx":
+        row["export capture"] = _median_seconds(lambda: capture(model, inputs, "export"),
+                                                repeats)[1]
+    row["nodes"] = len(graph.nodes)
+    for weights, key in ((False, "analyze"), (True, "analyze+weights")):
+        analysis, row[key] = _median_seconds(lambda w=weights: analyze(graph, weights=w),
+                                             repeats)
+        row[f"{key} verdict"] = analysis.verdict
+    return row
 
 
 def main() -> None:

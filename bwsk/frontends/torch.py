@@ -1,6 +1,7 @@
-"""PyTorch frontend: an nn.Module becomes a bwsk Graph through ``torch.export``.
+"""PyTorch frontend: an nn.Module becomes a bwsk Graph through ``torch.export`` (or
+``torch.fx`` where it traces the module; ``torch_fx`` rewrites it into the same ATen calls).
 
-The exported ATen graph is walked once. Everything that does not depend on the user's
+The ATen graph is walked once. Everything that does not depend on the user's
 inputs (parameters, masks built from positions, shape arithmetic) is evaluated and becomes
 a constant; everything else is mapped onto bwsk's atoms by ``aten_atoms``. Parameters and
 buffers keep their fully qualified names; each node's ``scope`` is its module path.
@@ -17,20 +18,27 @@ from torch import fx
 
 from bwsk.errors import UnsupportedModelError
 from bwsk.frontends import aten_atoms as A
-from bwsk.frontends.torch_export import export_module
+from bwsk.frontends.torch_export import capture
 from bwsk.ir import Dim, Graph, Node, Value
 
 
 def graph_of(module: torch.nn.Module, example_inputs: Any = None, *,
-             fold_parameters: bool = True) -> Graph:
+             fold_parameters: bool = True, how: str = "auto") -> Graph:
     """The graph IR of ``module`` traced on ``example_inputs`` (a sensible default if None).
 
     With ``fold_parameters`` False, computations on a trainable parameter that do not depend
     on the inputs (position embeddings looked up at fixed positions) stay nodes reading the
     parameter by name, so a planner sees its gradient; buffers, literals and frozen
-    parameters still fold."""
-    exported, names = export_module(module, example_inputs)
-    emitter = Emitter(exported, names, fold_parameters)
+    parameters still fold. ``how`` picks the capture (``torch_export.capture``): both routes
+    give the same graph, fx in milliseconds where it can trace the module."""
+    program, names, _ = capture(module, example_inputs, how)
+    return graph_of_program(module, program, names, fold_parameters)
+
+
+def graph_of_program(module: torch.nn.Module, program: Any, names: dict[str, str],
+                     fold_parameters: bool = True) -> Graph:
+    """The graph IR of a captured ``program`` (what ``torch_export.capture`` returns)."""
+    emitter = Emitter(program, names, fold_parameters)
     emitter.run()
     return Graph(type(module).__name__, emitter.inputs, emitter.outputs, emitter.values,
                  emitter.nodes, source=module)

@@ -23,16 +23,46 @@ from bwsk.errors import UnsupportedModelError
 SEQ_LEN = 8
 
 
-def export_module(module: torch.nn.Module, example_inputs: Any = None):
-    """(ExportedProgram, {placeholder name: parameter/buffer FQN}) for ``module`` in eval mode."""
+CAPTURES = ("auto", "fx", "export")
+
+
+def capture(module: torch.nn.Module, example_inputs: Any = None, how: str = "auto"):
+    """(program, {placeholder name: parameter/buffer FQN}, route) for ``module`` in eval mode.
+
+    ``how``: "fx" captures with torch.fx (milliseconds; see ``torch_fx``), "export" with
+    torch.export, "auto" with fx when it captures the module faithfully, else export."""
+    if how not in CAPTURES:
+        raise UnsupportedModelError(f"capture must be one of {', '.join(CAPTURES)}, not {how!r}")
     if not isinstance(module, torch.nn.Module):
         raise UnsupportedModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
     args, kwargs = _as_args(example_inputs if example_inputs is not None
                             else default_inputs(module))
-    was_training = module.training
-    module.eval()
+    if how != "export":
+        from bwsk.frontends.torch_fx import Refused, capture_fx
+
+        try:
+            with _eval(module):
+                return (*capture_fx(module, args, kwargs), "fx")
+        except Refused as why:
+            if how == "fx":
+                raise UnsupportedModelError(f"torch.fx cannot capture {type(module).__name__}: "
+                                            f"{why}; use how='export'") from None
+    return (*export_module(module, (args, kwargs)), "export")
+
+
+def export_module(module: torch.nn.Module, example_inputs: Any = None):
+    """(ExportedProgram, {placeholder name: parameter/buffer FQN}) for ``module`` in eval mode.
+
+    ``example_inputs`` may also be an (args, kwargs) pair as ``capture`` passes it."""
+    if not isinstance(module, torch.nn.Module):
+        raise UnsupportedModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    if _is_args_kwargs(example_inputs):
+        args, kwargs = example_inputs
+    else:
+        args, kwargs = _as_args(example_inputs if example_inputs is not None
+                                else default_inputs(module))
     try:
-        with _export_routes(module), _no_stack_traces():
+        with _eval(module), _export_routes(module), _no_stack_traces():
             exported = torch.export.export(module, args, kwargs, strict=False)
     except UnsupportedModelError:
         raise
@@ -40,14 +70,28 @@ def export_module(module: torch.nn.Module, example_inputs: Any = None):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsupportedModelError(
             f"torch.export failed on {type(module).__name__}: {first}") from None
-    finally:
-        module.train(was_training)
     fqn_of = {}
     for spec in exported.graph_signature.input_specs:
         if spec.target is not None and spec.kind.name in ("PARAMETER", "BUFFER",
                                                           "CONSTANT_TENSOR"):
             fqn_of[spec.arg.name] = spec.target
     return exported, fqn_of
+
+
+def _is_args_kwargs(inputs: Any) -> bool:
+    return (isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], tuple)
+            and isinstance(inputs[1], dict))
+
+
+@contextlib.contextmanager
+def _eval(module: torch.nn.Module):
+    """Eval mode while capturing (dropout off, running statistics), the caller's mode after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
 
 
 @contextlib.contextmanager

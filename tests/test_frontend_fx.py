@@ -1,0 +1,124 @@
+"""The torch.fx capture gives the graph torch.export gives, or steps aside for export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from bwsk.analysis import analyze  # noqa: E402
+from bwsk.errors import UnsupportedModelError  # noqa: E402
+from bwsk.frontends.torch import graph_of  # noqa: E402
+from bwsk.frontends.torch_export import capture  # noqa: E402
+from bwsk.frontends.torch_fx import Refused, capture_fx  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from bwsk_classifier_baseline import twins  # noqa: E402
+
+nn = torch.nn
+F = torch.nn.functional
+
+
+class Functional(nn.Module):
+    """Functions and tensor methods, not only leaf modules; an embedding and a layer norm."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.norm, self.emb = nn.Linear(4, 4), nn.LayerNorm(4), nn.Embedding(10, 4)
+        self.drop, self.conv = nn.Dropout(0.1), nn.Conv1d(2, 2, 3, padding="same")
+        self.head = nn.Parameter(torch.randn(50, 3))
+
+    def forward(self, x, ids):
+        h = self.norm(self.drop(self.lin(x))) + self.emb(ids)
+        h = F.gelu(h, approximate="tanh").view(-1, 4).transpose(0, 1).reshape(2, -1)
+        h = torch.cat([h, 2 * h - 1, 1 - h, h.mean(dim=1, keepdim=True) / 3], dim=1)
+        h = self.conv(h.reshape(1, 2, -1)).flatten(1)
+        return torch.softmax(torch.relu(h) @ self.head, -1), -h
+
+
+def _key(graph):
+    """Everything a graph says: nodes, wiring, attributes, scopes, shapes and constants."""
+    values = {k: (v.shape, v.dtype, None if v.const is None else v.const.tobytes())
+              for k, v in graph.values.items()}
+    nodes = [(n.name, n.op, n.inputs, n.outputs, n.attrs, n.source_op, n.scope)
+             for n in graph.nodes]
+    return nodes, graph.inputs, graph.outputs, values
+
+
+def _models():
+    torch.manual_seed(0)
+    models = dict(twins())
+    models["functional"] = (Functional().eval(), (torch.randn(2, 4), torch.tensor([[1], [2]])))
+    return models
+
+
+@pytest.mark.parametrize("name", ["resnet_like", "coupling", "mlp", "functional"])
+def test_fx_and_export_give_the_same_graph_and_verdicts(name):
+    model, inputs = _models()[name]
+    assert capture(model, inputs)[2] == "fx"  # auto takes the fast route here
+    fx_graph, ex_graph = graph_of(model, inputs, how="fx"), graph_of(model, inputs, how="export")
+    assert _key(fx_graph) == _key(ex_graph)
+    for weights in (False, True) if name != "resnet_like" else (False,):  # conv ranks: slow
+        a, b = analyze(fx_graph, weights=weights), analyze(ex_graph, weights=weights)
+        assert a.verdict == b.verdict
+        assert [(n.verdict, n.reason) for n in a.nodes] == [(n.verdict, n.reason) for n in b.nodes]
+
+
+def test_coupling_twin_is_proved_injective_through_fx():
+    model, inputs = twins()["coupling"]
+    analysis = analyze(graph_of(model, inputs, how="fx"), weights=False)
+    assert analysis.verdict == "S"
+    with torch.no_grad():
+        outputs = [t.numpy() for t in model(*inputs)]
+    recovered = analysis.inverse(*outputs)
+    for name, x in zip(("x1", "x2"), inputs, strict=True):
+        np.testing.assert_allclose(recovered[name], x.numpy(), atol=1e-4)
+
+
+class ShapeLoop(nn.Module):
+    """A Python loop over a size: fx cannot trace it, export specializes it."""
+
+    def forward(self, x):
+        return sum(x[i] * (i + 1) for i in range(x.shape[0]))
+
+
+class Unmapped(nn.Module):
+    """torch.sin is outside the fx vocabulary: refused, never guessed."""
+
+    def forward(self, x):
+        return torch.sin(x) + 1
+
+
+@pytest.mark.parametrize("module", [ShapeLoop(), Unmapped(), nn.Sequential(nn.ReLU6())])
+def test_auto_falls_back_to_export_where_fx_cannot(module):
+    x = torch.randn(3, 4)
+    with pytest.raises(Refused):
+        capture_fx(module, (x,), {})
+    assert capture(module, (x,))[2] == "export"
+    assert _key(graph_of(module, (x,))) == _key(graph_of(module, (x,), how="export"))
+    with pytest.raises(UnsupportedModelError, match=r"torch\.fx cannot capture"):
+        graph_of(module, (x,), how="fx")
+
+
+def test_a_translation_that_computes_differently_is_refused(monkeypatch):
+    from bwsk.frontends import fx_rules
+
+    wrong = lambda b, m, x: b.call(torch.ops.aten.sigmoid.default, x)  # noqa: E731
+    monkeypatch.setitem(fx_rules.MODULES, nn.Tanh, wrong)
+    model, inputs = twins()["coupling"]  # F uses Tanh: the check against forward catches it
+    with pytest.raises(Refused, match="different result"):
+        capture_fx(model, inputs, {})
+    assert capture(model, inputs)[2] == "export"
+
+
+def test_capture_keeps_the_training_mode_and_rejects_unknown_routes():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.BatchNorm1d(3)).train()
+    graph = graph_of(model, (torch.randn(2, 3),), how="fx")
+    assert model.training and [n.op for n in graph.nodes] == ["matmul", "add", "batchnorm"]
+    assert graph.nodes[-1].attrs["training_mode"] == 0  # captured in eval mode
+    with pytest.raises(UnsupportedModelError, match="capture must be one of"):
+        graph_of(model, (torch.randn(2, 3),), how="trace")
