@@ -57,7 +57,9 @@ struct Plan {
 };
 
 // Choose a placement per value minimizing collective bytes (fwd, bwd and optimizer phases).
-// Throws std::invalid_argument on malformed input.
+// A replicated activation no graph input reaches (a position table looked up at fixed
+// positions) hands a partial gradient to its parameters, whose optimizer-phase all-reduces
+// (node -1) replace a backward all-reduce. Throws std::invalid_argument on malformed input.
 Plan search(const Problem& p);
 
 // Pipeline cuts: for `stages` stages, boundary indices (0 < b < n) balancing `load` (per
