@@ -293,10 +293,11 @@ def test_partial_sums_of_two_modules_are_reconciled_per_module():
     names = list(g.values)
     states = dict.fromkeys(names, REPLICATED) | {"e": PARTIAL, "q": PARTIAL, "s": PARTIAL}
     fwd = (names.index("s"), 3, 0, 1, B * E * F * 4)
-    records, fused = per_module(g, names, [fwd], states, {"tok": "rowwise", "pos": "rowwise"},
-                                None)
-    assert sorted((names[r[0]], r[1], r[4]) for r in records) == [
-        ("e", 0, B * E * F * 4), ("q", 1, E * F * 4)]
+    bwd = (names.index("s"), 3, 1, 1, B * E * F * 4)  # the consumer's own gradient all-reduce
+    records, fused = per_module(g, names, [fwd, bwd], states,
+                                {"tok": "rowwise", "pos": "rowwise"}, None)
+    assert sorted((names[r[0]], r[1], r[2], r[4]) for r in records) == [
+        ("e", 0, 0, B * E * F * 4), ("q", 1, 0, E * F * 4), ("s", 3, 1, B * E * F * 4)]
     assert fused[names.index("q")]["fwd"] == {"where": "model", "bytes": B * E * F * 4,
                                               "count": 1}
     states["q"] = REPLICATED  # a replicated (frozen) position table: one module, one record

@@ -14,6 +14,7 @@ from bwsk.ir import Graph
 from bwsk.parallel.problem import PARTIAL, value_bytes
 
 RECONCILE = (1, 3)  # all_reduce, reduce_scatter: the forward collectives of a partial sum
+TRANSPOSE = 2  # all_gather: a reduce-scatter's backward (a consumer's own all-reduce stays)
 
 
 def per_module(g: Graph, names: list[str], records: list, states: dict[str, int],
@@ -32,16 +33,20 @@ def per_module(g: Graph, names: list[str], records: list, states: dict[str, int]
     out, fused = [], {}
     for rec in records:
         value, _, phase, coll, nbytes = rec
-        if value not in sources or phase == 2:
+        if value not in sources or not _moves(phase, coll):
             out.append(rec)
             continue
+        point = {"where": _scope_of(g, names[value]), "bytes": nbytes, "count": 1}
         for s in sources[value]:
             producer = node_index[id(g.producer[s])]
             out.append((index[s], producer, phase, coll, value_bytes(g, s, itemsize)))
-            if len(sources[value]) > 1:
-                point = {"where": _scope_of(g, names[value]), "bytes": nbytes, "count": 1}
-                fused.setdefault(index[s], {})[("fwd", "bwd")[phase]] = point
+            fused.setdefault(index[s], {})[("fwd", "bwd")[phase]] = point
     return out, fused
+
+
+def _moves(phase: int, coll: int) -> bool:
+    """A partial sum's forward reconcile, or the all-gather transposing a reduce-scatter."""
+    return (phase == 0 and coll in RECONCILE) or (phase == 1 and coll == TRANSPOSE)
 
 
 def _scope_of(g: Graph, name: str) -> str:
