@@ -25,7 +25,7 @@ SEED_OPS = [
     "contiguous", "cumsum", "diff", "div", "dropout", "embedding", "eq", "expand", "full_like",
     "gather", "ge", "gelu", "gt", "index", "layer_norm", "le", "linear", "log", "lt", "matmul",
     "max", "mean", "min", "mul", "ne", "neg", "new_ones", "one_hot", "ones", "ones_like",
-    "permute", "pow", "relu", "reshape", "rsqrt", "rsub", "scaled_dot_product_attention",
+    "permute", "pow", "relu", "reshape", "rms_norm", "rsqrt", "rsub", "scaled_dot_product_attention",
     "select", "slice", "softmax", "split", "sub", "tanh", "to", "transpose", "unsqueeze", "view",
     "where", "zeros", "zeros_like",
 ]
@@ -210,3 +210,21 @@ def test_batch_norm_forms_map_to_onnx_batchnorm():
     assert bn.source_op == "aten::_native_batch_norm_legit_functional"
     assert bn.attrs["training_mode"] == 1 and len(bn.outputs) == 3  # Y, running mean, var
     assert set(bn.outputs) <= set(emitter.outputs)
+
+
+def test_t5_layer_norm_is_one_rmsnorm_and_proved_injective():
+    from transformers.models.t5.modeling_t5 import T5LayerNorm
+
+    from bwsk.analysis import analyze
+
+    norm = T5LayerNorm(8, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(2, 8)
+    graph = graph_of(norm, (x,))
+    [node] = graph.nodes
+    assert (node.op, node.attrs) == ("rmsnorm", {"axis": -1, "epsilon": 1e-6})
+    assert "forward" not in vars(norm)  # the export-time spelling is undone
+    got = evaluate(graph, {graph.inputs[0]: x.numpy()})[0]
+    np.testing.assert_allclose(got, norm(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert analyze(graph).verdict == "S"

@@ -100,6 +100,17 @@ def _layer_norm(em, n, args, kw):
     em.node("layernorm", inputs, {"axis": -len(shape), "epsilon": float(eps)}, out=n.name, like=n)
 
 
+@handler("rms_norm")
+def _rms_norm(em, n, args, kw):
+    x, shape = args[0], args[1]
+    w, eps = arg(args, kw, 2, "weight"), arg(args, kw, 3, "eps")
+    if eps is None:  # torch then uses the dtype's machine epsilon
+        eps = float(np.finfo(em.dtype_of(x)).eps)
+    scale = em.ref(w) if w is not None else em.const_array(np.ones(list(shape)), em.dtype_of(x))
+    em.node("rmsnorm", [em.ref(x), scale], {"axis": -len(shape), "epsilon": float(eps)},
+            out=n.name, like=n)
+
+
 @handler("gelu")
 def _gelu(em, n, args, kw):
     approximate = kw.get("approximate", args[1] if len(args) > 1 else "none")

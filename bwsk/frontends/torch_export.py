@@ -8,6 +8,10 @@ becomes a no-op and the experts run densely: every expert on every token, weight
 router's dispatch mask (one-hot, capacity-limited) and probability. Tokens an expert does not
 receive contribute exact zeros, so the function is unchanged (a test compares outputs).
 Its encoder also needs an attention mask; an all-ones mask is built from the input ids.
+
+T5's and Switch's layer norms are RMS norms written out (pow, mean, rsqrt, mul); for export
+they call ``F.rms_norm``, the same function, so the graph holds one ``rmsnorm`` atom whose
+injectivity (eps > 0) the catalogue proves, where the spelled-out chain stays gray.
 """
 
 from __future__ import annotations
@@ -149,7 +153,8 @@ def default_inputs(module: torch.nn.Module) -> Any:
 
 @contextlib.contextmanager
 def _export_routes(module: torch.nn.Module):
-    """Temporarily make known-untraceable transformers modules exportable (see module doc)."""
+    """Temporarily make known-untraceable transformers modules exportable, and RMS norms one
+    op (see module doc)."""
     try:
         from transformers.models.switch_transformers import modeling_switch_transformers as st
     except ImportError:  # transformers absent: nothing to patch
@@ -157,7 +162,10 @@ def _export_routes(module: torch.nn.Module):
         return
     undo = []
     for sub in module.modules():
-        if isinstance(sub, st.SwitchTransformersTop1Router):
+        if _is_rms_norm(sub):
+            sub.forward = types.MethodType(_rms_norm, sub)
+            undo.append((sub, "forward"))
+        elif isinstance(sub, st.SwitchTransformersTop1Router):
             sub.classifier.to = types.MethodType(lambda self, *a, **k: self, sub.classifier)
             undo.append((sub.classifier, "to"))
         elif isinstance(sub, st.SwitchTransformersExperts):
@@ -172,6 +180,22 @@ def _export_routes(module: torch.nn.Module):
     finally:
         for obj, attr in undo:
             obj.__dict__.pop(attr, None)
+
+
+def _is_rms_norm(sub: torch.nn.Module) -> bool:
+    """T5LayerNorm and its copies (SwitchTransformersLayerNorm), float32 weights only: their
+    forward is exactly rms_norm then (half weights add a cast)."""
+    name = type(sub).__name__
+    return (name in ("T5LayerNorm", "SwitchTransformersLayerNorm")
+            and hasattr(sub, "variance_epsilon")
+            and getattr(sub, "weight", None) is not None and sub.weight.dtype == torch.float32)
+
+
+def _rms_norm(self, hidden_states):
+    if hidden_states.dtype != torch.float32:
+        return type(self).forward(self, hidden_states)
+    return torch.nn.functional.rms_norm(hidden_states, (hidden_states.shape[-1],), self.weight,
+                                        self.variance_epsilon)
 
 
 def _dense_experts(self, hidden_states, selected_experts, routing_weights):

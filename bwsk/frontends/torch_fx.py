@@ -1,7 +1,8 @@
 """Capturing a module with ``torch.fx`` instead of ``torch.export``, when fx can trace it.
 
-``symbolic_trace`` plus one forward pass costs milliseconds where ``torch.export`` costs tens
-to hundreds (it re-traces through the dispatcher with fake tensors). The fx graph speaks in
+An fx trace plus two small forward passes cost milliseconds where ``torch.export`` costs tens
+to hundreds (it re-traces through the dispatcher with fake tensors). Only the trace's graph
+is needed, so the ``GraphModule`` that ``symbolic_trace`` would generate code for is skipped. The fx graph speaks in
 leaf modules, torch functions and tensor methods; each is rewritten into the ATen call that
 export's pre-dispatch IR records for it (``nn.Linear`` -> ``aten.linear``, ``x + y`` ->
 ``aten.add.Tensor``, trailing default arguments dropped as export drops them) and executed
@@ -15,6 +16,7 @@ falls back to ``torch.export``.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,14 +49,15 @@ def capture_fx(module: torch.nn.Module, args: tuple, kwargs: dict):
     if kwargs or not all(isinstance(a, torch.Tensor) for a in args):
         raise Refused("inputs other than positional tensors")
     try:
-        traced = fx.symbolic_trace(module)
+        traced = fx.Tracer().trace(module)
     except Exception as exc:  # fx tracing fails in many ways
-        raise Refused(f"symbolic_trace: {_first_line(exc)}") from None
+        raise Refused(f"fx trace: {_first_line(exc)}") from None
     builder = _Builder(module)
     try:
-        outputs = builder.run(traced, args)
-        with torch.no_grad():
-            expected = module(*args)
+        with _one_thread():
+            outputs = builder.run(traced, args)
+            with torch.no_grad():
+                expected = module(*args)
     except Refused:
         raise
     except Exception as exc:  # a rewritten call that does not run
@@ -62,6 +65,18 @@ def capture_fx(module: torch.nn.Module, args: tuple, kwargs: dict):
     if not _same(outputs, expected):
         raise Refused("rewritten graph computes a different result than forward()")
     return builder.program(), builder.fqn_of
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Ops run one at a time on an example input, with Python between them: intra-op threads
+    would be put to sleep and woken per op (under load, a scheduler slice each)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _first_line(exc: Exception) -> str:
@@ -102,10 +117,10 @@ class _Builder:
     def program(self) -> FxProgram:
         return FxProgram(self.graph, self.state, _Signature(self.params))
 
-    def run(self, traced: fx.GraphModule, args: tuple) -> Any:
+    def run(self, traced: fx.Graph, args: tuple) -> Any:
         env: dict[fx.Node, Any] = {}
         inputs = iter(args)
-        for n in traced.graph.nodes:
+        for n in traced.nodes:
             self.stack = dict(n.meta.get("nn_module_stack") or {})
             if n.op == "placeholder":
                 env[n] = self._input(str(n.target).lstrip("*"), next(inputs, None))
@@ -115,7 +130,7 @@ class _Builder:
                 return fx.node.map_aggregate(result, self.value)
             else:
                 call_args, call_kwargs = fx.node.map_arg((n.args, n.kwargs), lambda x: env[x])
-                env[n] = self._call(traced, n, call_args, call_kwargs)
+                env[n] = self._call(n, call_args, call_kwargs)
         raise Refused("no output")
 
     def _input(self, name: str, value: Any) -> fx.Node:
@@ -126,11 +141,11 @@ class _Builder:
         node.meta["val"] = value
         return node
 
-    def _call(self, traced: fx.GraphModule, n: fx.Node, args: tuple, kwargs: dict) -> Any:
+    def _call(self, n: fx.Node, args: tuple, kwargs: dict) -> Any:
         if n.op == "get_attr":
-            return self.tensor(_attr(traced, n.target))
+            return self.tensor(_attr(self.module, n.target))
         if n.op == "call_module":
-            sub = traced.get_submodule(n.target)
+            sub = self.module.get_submodule(n.target)
             rule = fx_rules.MODULES.get(type(sub))
             if rule is None:
                 raise Refused(f"module {type(sub).__name__}")
@@ -196,9 +211,9 @@ class _Builder:
         return node
 
 
-def _attr(traced: fx.GraphModule, target: str) -> Any:
+def _attr(root: torch.nn.Module, target: str) -> Any:
     owner, _, leaf = target.rpartition(".")
-    return getattr(traced.get_submodule(owner) if owner else traced, leaf)
+    return getattr(root.get_submodule(owner) if owner else root, leaf)
 
 
 def _normalize(target, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
