@@ -25,8 +25,8 @@ SEED_OPS = [
     "contiguous", "cumsum", "diff", "div", "dropout", "embedding", "eq", "expand", "full_like",
     "gather", "ge", "gelu", "gt", "index", "layer_norm", "le", "linear", "log", "lt", "matmul",
     "max", "mean", "min", "mul", "ne", "neg", "new_ones", "one_hot", "ones", "ones_like",
-    "permute", "pow", "relu", "reshape", "rms_norm", "rsqrt", "rsub", "scaled_dot_product_attention",
-    "select", "slice", "softmax", "split", "sub", "tanh", "to", "transpose", "unsqueeze", "view",
+    "permute", "pow", "relu", "reshape", "rms_norm", "rsqrt", "rsub",
+    "scaled_dot_product_attention", "select", "slice", "softmax", "split", "sub", "tanh", "to", "transpose", "unsqueeze", "view",
     "where", "zeros", "zeros_like",
 ]
 
