@@ -26,8 +26,8 @@ SEED_OPS = [
     "gather", "ge", "gelu", "gt", "index", "layer_norm", "le", "linear", "log", "lt", "matmul",
     "max", "mean", "min", "mul", "ne", "neg", "new_ones", "one_hot", "ones", "ones_like",
     "permute", "pow", "relu", "reshape", "rms_norm", "rsqrt", "rsub",
-    "scaled_dot_product_attention", "select", "slice", "softmax", "split", "sub", "tanh", "to", "transpose", "unsqueeze", "view",
-    "where", "zeros", "zeros_like",
+    "scaled_dot_product_attention", "select", "slice", "softmax", "split", "sub", "tanh", "to",
+    "transpose", "unsqueeze", "view", "where", "zeros", "zeros_like",
 ]
 
 

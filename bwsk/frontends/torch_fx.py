@@ -3,15 +3,16 @@
 An fx trace plus two small forward passes cost milliseconds where ``torch.export`` costs tens
 to hundreds (it re-traces through the dispatcher with fake tensors). Only the trace's graph
 is needed, so the ``GraphModule`` that ``symbolic_trace`` would generate code for is skipped.
-The fx graph speaks in leaf modules, torch functions and tensor methods; each is rewritten into the ATen call that
-export's pre-dispatch IR records for it (``nn.Linear`` -> ``aten.linear``, ``x + y`` ->
-``aten.add.Tensor``, trailing default arguments dropped as export drops them) and executed
-on real tensors, so every node carries its value as export's ``meta["val"]`` does. The same
-walk (``Emitter``) then maps both routes onto atoms: one graph, whichever route captured it.
+The fx graph speaks in leaf modules, torch functions and tensor methods; each is rewritten
+into the ATen call that export's pre-dispatch IR records for it (``nn.Linear`` ->
+``aten.linear``, ``x + y`` -> ``aten.add.Tensor``, trailing default arguments dropped as
+export drops them) and executed on real tensors, so every node carries its value as export's
+``meta["val"]`` does. The same walk (``Emitter``) then maps both routes onto atoms: one
+graph, whichever route captured it.
 
 The rewrite covers a fixed vocabulary (``fx_rules``). Anything outside it, a trace failure,
-or a result that differs from the module's own output is refused (``None``), and the caller
-falls back to ``torch.export``.
+or a result that differs from the module's own output raises ``Refused`` (with the reason),
+and ``torch_export.capture`` falls back to ``torch.export``.
 """
 
 from __future__ import annotations
