@@ -36,8 +36,6 @@ from bwsk_classifier_baseline import classify, classify_fx, time_model, twins
 
 CARDS = {"gpt2": (60.8, 39.2, 0.0), "opt-350m": (89.1, 10.9, 0.0), "t5-small": (70.5, 29.5, 0.0),
          "switch-base-8": (52.6, 38.7, 8.6), "bert-base": (67.3, 32.7, 0.0)}
-# the real facebook/opt-350m config is post-LN: without this the census gains a final LayerNorm
-CONFIG_FIXES = {"opt-350m": {"do_layer_norm_before": False}}
 KEYS = ("S", "K", "GRAY")
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -57,8 +55,7 @@ def _analyze(graph, weights: bool):
 def _build(name: str, **sizes):
     from bwsk.zoo import build_model
 
-    return build_model(name, **{k: v for k, v in sizes.items() if v is not None},
-                       **CONFIG_FIXES.get(name, {}))
+    return build_model(name, **{k: v for k, v in sizes.items() if v is not None})
 
 
 def _export(name: str, **sizes):

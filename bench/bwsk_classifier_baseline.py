@@ -5,10 +5,12 @@ in a hand-written table with hand-set confidences: weights-bearing maps (Linear,
 Embedding) and normalisations count as information-preserving (S); Dropout and activations
 count as erasing (K); anything the table does not know is gray. Nothing is proved, shapes
 and weights are ignored. On this machine's transformers it reproduces the model cards'
-ratios for GPT-2 small, BERT-base and T5-small exactly, and OPT-350M with its real
-config (do_layer_norm_before=False), which is how the table was pinned.
+ratios for GPT-2 small, BERT-base, T5-small and OPT-350M (the zoo builds its real post-LN
+config) exactly, which is how the table was pinned; Switch-Base-8 is not reproduced.
 
-Used by ``bench_analyze.py``; runnable alone: ``python bench/bwsk_classifier_baseline.py``.
+Also here: nn.Module twins of examples/ that torch.fx can trace, and ``time_model``, the
+time per model of the published routes beside bwsk's. Used by ``bench_analyze.py``;
+runnable alone: ``python bench/bwsk_classifier_baseline.py``.
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ import pytest
 from test_report_common import layered_graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from bench_analyze import CARDS, scope_subgraph  # noqa: E402
-from bwsk_classifier_baseline import classify, classify_type  # noqa: E402
+from bench_analyze import CARDS, scope_subgraph
+from bwsk_classifier_baseline import classify, classify_type, time_model, twins
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["gpt2", "bert-base", "t5-small"])
+@pytest.mark.parametrize("name", ["gpt2", "bert-base", "t5-small", "opt-350m"])
 def test_recreated_table_reproduces_the_model_cards(name):
     torch = pytest.importorskip("torch")
     from bwsk.zoo import build_model
@@ -51,3 +51,16 @@ def test_scope_subgraph_is_the_module_as_a_function_of_its_inputs():
     whole = scope_subgraph(graph, "h")  # a parent scope takes in its children
     assert len(whole.nodes) == 44 and whole.inputs == ["x"] and whole.outputs == ["h.10/add:0"]
     assert scope_subgraph(graph, "h.1/relu") is None
+
+
+def test_time_model_times_both_routes_on_a_twin_fx_can_trace():
+    pytest.importorskip("torch")
+    model, inputs = twins()["coupling"]
+    row = time_model(model, inputs, repeats=1)
+    assert row["route"] == "fx" and isinstance(row["fx lookup"], float)
+    steps = ("lookup", "fx lookup", "capture", "export capture", "walk", "analyze",
+             "analyze+weights")
+    assert all(row[k] > 0 for k in steps)
+    # the table calls the coupling's Tanh and ReLU erasing; the coupling is proved injective
+    assert classify(model).counts["K"] == 2
+    assert row["analyze verdict"] == row["analyze+weights verdict"] == "S"
