@@ -279,7 +279,8 @@ def test_a_sharded_input_free_value_keeps_its_backward_sync():
 
 def test_partial_sums_of_two_modules_are_reconciled_per_module():
     """The search may add two modules' partial sums before one all-reduce; the engine
-    reconciles each module's output: two records with their own bytes, and the fused one."""
+    reconciles each module's output (before the add): two records with their own bytes, and
+    the fused one."""
     from bwsk.parallel.problem import PARTIAL, REPLICATED
     from bwsk.parallel.reconcile import per_module
 
@@ -297,7 +298,7 @@ def test_partial_sums_of_two_modules_are_reconciled_per_module():
     records, fused = per_module(g, names, [fwd, bwd], states,
                                 {"tok": "rowwise", "pos": "rowwise"}, None)
     assert sorted((names[r[0]], r[1], r[2], r[4]) for r in records) == [
-        ("e", 0, 0, B * E * F * 4), ("q", 1, 0, E * F * 4), ("s", 3, 1, B * E * F * 4)]
+        ("e", 2, 0, B * E * F * 4), ("q", 2, 0, E * F * 4), ("s", 3, 1, B * E * F * 4)]
     assert fused[names.index("q")]["fwd"] == {"where": "model", "bytes": B * E * F * 4,
                                               "count": 1}
     states["q"] = REPLICATED  # a replicated (frozen) position table: one module, one record

@@ -10,7 +10,7 @@ issue in its place.
 
 from __future__ import annotations
 
-from bwsk.ir import Graph
+from bwsk.ir import Graph, Node
 from bwsk.parallel.problem import PARTIAL, value_bytes
 
 RECONCILE = (1, 3)  # all_reduce, reduce_scatter: the forward collectives of a partial sum
@@ -37,9 +37,9 @@ def per_module(g: Graph, names: list[str], records: list, states: dict[str, int]
             out.append(rec)
             continue
         point = {"where": _scope_of(g, names[value]), "bytes": nbytes, "count": 1}
-        for s in sources[value]:
-            producer = node_index[id(g.producer[s])]
-            out.append((index[s], producer, phase, coll, value_bytes(g, s, itemsize)))
+        for s, consumer in sources[value].items():
+            out.append((index[s], node_index[id(consumer)], phase, coll,
+                        value_bytes(g, s, itemsize)))
             fused.setdefault(index[s], {})[("fwd", "bwd")[phase]] = point
     return out, fused
 
@@ -55,17 +55,20 @@ def _scope_of(g: Graph, name: str) -> str:
 
 
 def _sources(g: Graph, name: str, states: dict[str, int], styled: set[str],
-             reconciled: set[str]) -> list[str]:
+             reconciled: set[str]) -> dict[str, Node]:
     """The module outputs whose partial sums make up ``name`` and are reconciled nowhere
-    else (walking back through additions outside any sharded module)."""
-    found, todo, seen = set(), [name], set()
+    else (walking back through additions outside any sharded module), each with the node
+    that consumes it on the way: where the engine's collective sits."""
+    found: dict[str, Node] = {}
+    via: dict[str, Node] = {}
+    todo = [name]
     while todo:
         value = todo.pop()
         node = g.producer.get(value)
         parts = [] if node is None or node.scope in styled or value in reconciled else [
-            x for x in node.inputs if x and states.get(x) == PARTIAL]
-        if not parts and value not in reconciled:
-            found.add(value)
-        todo.extend(x for x in parts if x not in seen)
-        seen.update(parts)
-    return sorted(found)
+            x for x in node.inputs if x and states.get(x) == PARTIAL and x not in via]
+        if not parts and value not in reconciled and value in via:
+            found[value] = via[value]
+        via.update(dict.fromkeys(parts, node))
+        todo.extend(parts)
+    return dict(sorted(found.items()))
