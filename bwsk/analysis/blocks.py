@@ -162,7 +162,7 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
         # wrappers spanning most of the model are not worth re-executing it for a witness
         wide = 2 * len(members) > len(graph.nodes)
         budget = [0 if wide else BLOCK_TRIES]
-        result = prove(sub, [judgements[k] for k in members], StepRunner(sub), budget)
+        result = prove(sub, [judgements[k] for k in members], StepRunner(sub), budget, False)
         repeat = first[sig][0] if sig in first else None
         first.setdefault(sig, (name, result.verdict, result.reason, result.conditions))
         out.append(

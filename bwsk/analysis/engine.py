@@ -68,9 +68,11 @@ def prove(
     judgements: list[Judgement],
     runner: Runner | None = None,
     budget: list[int] | None = None,
+    per_node: bool = True,
 ) -> Analysis:
-    """The verdict of ``graph`` as a function of its variable inputs."""
-    nodes = node_verdicts(graph, judgements)
+    """The verdict of ``graph`` as a function of its variable inputs (``per_node``: with a
+    verdict per node, which block verdicts do not carry)."""
+    nodes = node_verdicts(graph, judgements) if per_node else []
     rec = recover(graph, judgements, set(graph.outputs))
     if all(n in rec.known for n in graph.inputs):
         program = InverseProgram(

@@ -25,26 +25,38 @@ def recover(
     """Every value recoverable from ``known`` (plus constants) using the given nodes."""
     chosen = range(len(graph.nodes)) if nodes is None else nodes
     ids: dict[str, int] = {}
-    vid = lambda name: ids.setdefault(name, len(ids))  # noqa: E731
+    consts: list[int] = []  # only the constants these nodes read: blocks share the model's
+
+    def vid(name: str) -> int:
+        v = ids.get(name)
+        if v is None:
+            v = ids[name] = len(ids)
+            if graph.is_const(name):
+                consts.append(v)
+        return v
+
     in_off, in_ids, in_rec, out_off, out_ids, out_need, slots = [0], [], [], [0], [], [], []
     for k in chosen:
         node, j = graph.nodes[k], judgements[k]
-        needs = set(j.needs if j.needs is not None else [0])
+        rec, needs = j.recover, (0,) if j.needs is None else j.needs
         present = [i for i, x in enumerate(node.inputs) if x]
         slots.append(present)
-        in_ids += [vid(node.inputs[i]) for i in present]
-        in_rec += [j.recover[i] if i < len(j.recover) else NO for i in present]
-        outs = [i for i, x in enumerate(node.outputs) if x]
-        out_ids += [vid(node.outputs[i]) for i in outs]
-        out_need += [int(i in needs) for i in outs]
+        for i in present:
+            in_ids.append(vid(node.inputs[i]))
+            in_rec.append(rec[i] if i < len(rec) else NO)
+        for i, o in enumerate(node.outputs):
+            if o:
+                out_ids.append(vid(o))
+                out_need.append(int(i in needs))
         in_off.append(len(in_ids))
         out_off.append(len(out_ids))
     start = [vid(n) for n in known]
-    start += [i for n, i in ids.items() if graph.is_const(n)]  # not all values: blocks share them
+    given = set(start)
+    start += [v for v in consts if v not in given]
     flags, steps = _core.prove_recoverable(
         len(ids), in_off, in_ids, in_rec, out_off, out_ids, out_need, start
     )
-    names = {i: n for n, i in ids.items()}
+    names = list(ids)
     order = list(chosen)
     return Recovery(
         {names[i] for i, f in enumerate(flags) if f} | set(known),
