@@ -6,65 +6,81 @@ from __future__ import annotations
 
 from bwsk.ir import Graph
 
-SINK = ("sink",)
+SINK = 0  # every graph output flows to it
 
 
 class PostDominators:
-    """Vertices are ("v", value) and ("n", node index); every graph output flows to SINK."""
+    """Vertices are integers: SINK, then values and nodes in topological order (values
+    numbered by ``self.value``, node k by ``self.node[k]``), so the tree lives in lists."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
-        succ: dict[tuple, list[tuple]] = {("v", o): [SINK] for o in graph.outputs}
-        order: dict[tuple, None] = dict.fromkeys(("v", x) for x in graph.inputs)  # topological
-        for k, node in enumerate(graph.nodes):
-            for x in dict.fromkeys(x for x in node.inputs if x):
-                order.setdefault(("v", x))
-                succ.setdefault(("v", x), []).append(("n", k))
-            succ[("n", k)] = [("v", o) for o in node.outputs if o]
-            order.setdefault(("n", k))
-            order.update(dict.fromkeys(("v", o) for o in node.outputs if o))
-        self.parent: dict[tuple, tuple] = {}
-        self.depth: dict[tuple, int] = {SINK: 0}
-        for v in reversed(list(order)):
-            self._attach(v, [s for s in succ.get(v, []) if s in self.depth])
+        self.value: dict[str, int] = {}
+        self.node: list[int] = []
+        succ: list[list[int]] = [[]]
+        for x in graph.inputs:
+            self._vertex(x, succ)
+        for node in graph.nodes:
+            ins = [self._vertex(x, succ) for x in dict.fromkeys(x for x in node.inputs if x)]
+            k = len(succ)
+            succ.append([])
+            self.node.append(k)
+            for v in ins:
+                succ[v].append(k)
+            succ[k] = [self._vertex(o, succ) for o in node.outputs if o]
+        for o in graph.outputs:
+            succ[self._vertex(o, succ)].append(SINK)
+        self.parent = [-1] * len(succ)
+        self.depth = [-1] * len(succ)
+        self.depth[SINK] = 0
+        for v in range(len(succ) - 1, 0, -1):  # successors come later in the numbering
+            self._attach(v, [s for s in succ[v] if self.depth[s] >= 0])
         self._number()
         self.sources = self._upstream_inputs()
 
-    def _attach(self, v: tuple, succ: list[tuple]) -> None:
+    def _vertex(self, name: str, succ: list[list[int]]) -> int:
+        v = self.value.get(name)
+        if v is None:
+            v = self.value[name] = len(succ)
+            succ.append([])
+        return v
+
+    def _attach(self, v: int, succ: list[int]) -> None:
         """v's immediate post-dominator: the nearest common tree ancestor of its successors
         (none when no output depends on v)."""
         if not succ:
             return
+        parent, depth = self.parent, self.depth
         a = succ[0]
         for b in succ[1:]:
             while a != b:
-                if self.depth[a] >= self.depth[b]:
-                    a = self.parent[a]
+                if depth[a] >= depth[b]:
+                    a = parent[a]
                 else:
-                    b = self.parent[b]
-        self.parent[v], self.depth[v] = a, self.depth[a] + 1
+                    b = parent[b]
+        parent[v], depth[v] = a, depth[a] + 1
 
     def _number(self) -> None:
-        """Entry and exit times of a walk over the tree: ancestry in O(1)."""
-        children: dict[tuple, list[tuple]] = {}
-        for v, p in self.parent.items():
-            children.setdefault(p, []).append(v)
-        self.enter, self.exit, clock = {}, {}, 0
-        stack: list[tuple[tuple, bool]] = [(SINK, False)]
+        """Entry and exit times of a walk over the tree: ancestry in O(1) (-1: not in it)."""
+        children: list[list[int]] = [[] for _ in self.parent]
+        for v, p in enumerate(self.parent):
+            if p >= 0:
+                children[p].append(v)
+        self.enter, self.exit = [-1] * len(self.parent), [-1] * len(self.parent)
+        clock, stack = 0, [SINK]
         while stack:
-            v, done = stack.pop()
+            v = stack.pop()
             clock += 1
-            if done:
-                self.exit[v] = clock
+            if v < 0:
+                self.exit[~v] = clock
                 continue
             self.enter[v] = clock
-            stack.append((v, True))
-            stack.extend((c, False) for c in children.get(v, []))
+            stack.append(~v)
+            stack.extend(children[v])
 
     def _upstream_inputs(self) -> dict[str, int]:
         """Per value, a bit mask of the graph inputs it depends on."""
-        bit = {name: 1 << i for i, name in enumerate(self.graph.inputs)}
-        mask = dict(bit)
+        mask = {name: 1 << i for i, name in enumerate(self.graph.inputs)}
         for node in self.graph.nodes:
             m = 0
             for x in node.inputs:
@@ -81,11 +97,10 @@ class PostDominators:
         for x in values:
             m |= self.sources.get(x, 0)
         names = set(values) | {n for i, n in enumerate(self.graph.inputs) if m >> i & 1}
-        top = ("n", k)
-        if top not in self.enter:
-            return all(("v", x) not in self.enter for x in names)
-        lo, hi = self.enter[top], self.exit[top]
-        return all(
-            ("v", x) not in self.enter or (lo < self.enter[("v", x)] and self.exit[("v", x)] < hi)
-            for x in names
-        )
+        enter, exit_ = self.enter, self.exit
+        vertices = [self.value[x] for x in names if x in self.value]
+        top = self.node[k]
+        if enter[top] < 0:
+            return all(enter[v] < 0 for v in vertices)
+        lo, hi = enter[top], exit_[top]
+        return all(enter[v] < 0 or (lo < enter[v] and exit_[v] < hi) for v in vertices)
