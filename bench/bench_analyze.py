@@ -58,11 +58,15 @@ def _build(name: str, **sizes):
     return build_model(name, **{k: v for k, v in sizes.items() if v is not None})
 
 
-def _export(name: str, **sizes):
+def _graph_of(model, inputs):
     from bwsk.frontends.torch import graph_of
 
+    return graph_of(model, inputs)
+
+
+def _export(name: str, **sizes):
     model, inputs = _build(name, **sizes)
-    graph, seconds = timed(graph_of, model, inputs)
+    graph, seconds = timed(_graph_of, model, inputs)
     return model, inputs, graph, seconds
 
 
@@ -245,11 +249,12 @@ def bench_seed(name: str, quick: bool) -> list[str]:
     """One seed: time per model and the ratio rows, each with why it differs from the card;
     returns the printed differences."""
     sizes = {"layers": 2} if quick else {}
-    model, inputs, graph, export_s = _export(name, **sizes)
+    (model, inputs), build_s = timed(_build, name, **sizes)
+    graph, export_s = timed(_graph_of, model, inputs)
     baseline = classify(model)
     fast, fast_s = _analyze(graph, weights=False)
     analysis, full_s = _analyze(graph, weights=True)
-    census, by_type, reasons, unused = leaf_census(model, inputs, graph)
+    (census, by_type, reasons, unused), census_s = timed(leaf_census, model, inputs, graph)
     lines = _differences(baseline, by_type, reasons)
     table = Table(title=f"{name}{' (2 layers)' if quick else ''}: S/K/gray %",
                   title_justify="left", show_lines=True)
@@ -270,10 +275,12 @@ def bench_seed(name: str, quick: bool) -> list[str]:
                   *(_pct(analysis.counts(), k) for k in KEYS), f"{full_s:.2f}",
                   "matmul ranks decided by the weights: " + _op_reasons(analysis))
     table.add_row(f"bwsk leaf-module census ({unused} not called on the input)",
-                  str(sum(census.values())), *(_pct(census, k) for k in KEYS), "",
+                  str(sum(census.values())), *(_pct(census, k) for k in KEYS), f"{census_s:.2f}",
                   _census_reason(lines))
     table.add_row("torch.export → graph (excluded from bwsk rows)", "", "", "", "",
-                  f"{export_s:.2f}", "")
+                  f"{export_s:.2f}", "capture time, no ratios (torch.fx cannot trace it)")
+    table.add_row("building the model (random init, transformers)", "", "", "", "",
+                  f"{build_s:.2f}", "set-up time, no ratios")
     console.print(table)
     for line in lines:
         console.print(f"  • {line}", markup=False, highlight=False)
@@ -337,6 +344,7 @@ def main() -> None:
     if "timing" not in skip:
         bench_timing(args.quick)
     if "seeds" not in skip:
+        import transformers  # noqa: F401 - imported untimed, not inside the first build
         for name in args.models.split(","):
             bench_seed(name, args.quick)
     console.print("per-op ratios count every primitive op (reshapes, the attention softmax, "
