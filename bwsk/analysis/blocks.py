@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from bwsk.analysis.execute import StepRunner
-from bwsk.analysis.result import BlockVerdict
+from bwsk.analysis.result import Analysis, BlockVerdict
 from bwsk.catalogue import Judgement
 from bwsk.catalogue.run import opset_of
 from bwsk.ir import Graph
@@ -139,42 +139,40 @@ def subgraph(graph: Graph, members: list[int], name: str, shape: Cut) -> Graph:
 def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdict]:
     """Each block with two or more nodes that is not the whole model; a block structurally
     equal to an earlier S or gray one (same signature and per-node facts, see ``Cut``) takes
-    its verdict as ``repeat_of``; K blocks are re-proved, each witness run on its own block."""
-    from bwsk.analysis.engine import prove
-
+    its verdict as ``repeat_of``; a repeat of a K block replays its witness plan on its own
+    weights (proved in full when that fails), each witness run on its own block."""
     out: list[BlockVerdict] = []
     readers, keys = consumers(graph), node_keys(graph)
-    first: dict[tuple, tuple[str, str, str, list[str]]] = {}
+    first: dict[tuple, tuple[str, Analysis]] = {}
     for name, members in scopes(graph).items():
         if len(members) < 2 or len(members) == len(graph.nodes):
             continue
         shape = cut(graph, members, keys, readers, judgements)
         if not shape.inputs or not shape.outputs:
             continue
-        sig = shape.signature
         nodes = [graph.nodes[k].name for k in members]
-        kind = kind_of(name, nodes)
-        if sig in first and first[sig][1] != "K":
-            src, verdict, reason, conds = first[sig]
-            out.append(BlockVerdict(name, kind, nodes, verdict, reason, conds, repeat_of=src))
+        src, seen = first.get(shape.signature, (None, None))
+        if seen is not None and seen.verdict != "K":
+            out.append(BlockVerdict(name, kind_of(name, nodes), nodes, seen.verdict, seen.reason,
+                                    seen.conditions, repeat_of=src))
             continue
-        sub = subgraph(graph, members, name, shape)
-        # wrappers spanning most of the model are not worth re-executing it for a witness
-        wide = 2 * len(members) > len(graph.nodes)
-        budget = [0 if wide else BLOCK_TRIES]
-        result = prove(sub, [judgements[k] for k in members], StepRunner(sub), budget, False)
-        repeat = first[sig][0] if sig in first else None
-        first.setdefault(sig, (name, result.verdict, result.reason, result.conditions))
-        out.append(
-            BlockVerdict(
-                name,
-                kind,
-                nodes,
-                result.verdict,
-                result.reason,
-                result.conditions,
-                repeat_of=repeat,
-                witness=result.witness,
-            )
-        )
+        result = _judge_block(graph, members, name, shape, judgements, seen)
+        first.setdefault(shape.signature, (name, result))
+        out.append(BlockVerdict(name, kind_of(name, nodes), nodes, result.verdict, result.reason,
+                                result.conditions, repeat_of=src, witness=result.witness))
     return out
+
+
+def _judge_block(graph, members, name, shape, judgements, seen: Analysis | None) -> Analysis:
+    """A block's own proof, or the replay of an equal K block's witness plan on this one."""
+    from bwsk.analysis.engine import prove, replay_k
+
+    sub = subgraph(graph, members, name, shape)
+    facts = [judgements[k] for k in members]
+    plan = seen.extra.get("witness_plan") if seen is not None else None
+    replayed = replay_k(sub, facts, plan) if plan is not None else None
+    if replayed is not None:
+        return replayed
+    # wrappers spanning most of the model are not worth re-executing it for a witness
+    wide = 2 * len(members) > len(graph.nodes)
+    return prove(sub, facts, StepRunner(sub), [0 if wide else BLOCK_TRIES], False)

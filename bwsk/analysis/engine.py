@@ -51,6 +51,23 @@ def node_verdicts(graph: Graph, judgements: list[Judgement]) -> list[NodeVerdict
     ]
 
 
+def replay_k(graph: Graph, judgements: list[Judgement], plan: tuple[int, int]) -> Analysis | None:
+    """K for a graph structurally equal to one proved K by the lifted witness ``plan`` (same
+    signature and per-node facts, hence not S either), when the plan's witness, lifted
+    through this graph's weights, collides here; None otherwise (prove it in full)."""
+    from bwsk.analysis.execute import StepRunner
+    from bwsk.analysis.witness import replay
+
+    rng = np.random.default_rng(SEED)
+    with np.errstate(all="ignore"):
+        search = replay(graph, judgements, StepRunner(graph), random_inputs(graph, rng), rng, plan)
+    if search.witness is None:
+        return None
+    analysis = Analysis(graph.name, graph, "K", search.reason, [], witness=search.witness)
+    analysis.extra["witness_plan"] = plan
+    return analysis
+
+
 def _blocking(graph: Graph, judgements: list[Judgement], known: set[str]) -> list[str]:
     """Conditions of the non-S nodes where recovery stopped (an output known, an input not)."""
     out = []
@@ -99,7 +116,7 @@ def prove(
         search = find_witness(graph, judgements, runner, random_inputs(graph, rng), rng, budget)
     if search.witness is not None:
         analysis = Analysis(graph.name, graph, "K", search.reason, nodes, witness=search.witness)
-        analysis.extra["witness_failures"] = search.failures
+        analysis.extra.update(witness_failures=search.failures, witness_plan=search.plan)
         return analysis
     conditions = _blocking(graph, judgements, rec.known)
     lost = [n for n in graph.inputs if n not in rec.known]

@@ -25,6 +25,18 @@ class Search:
     witness: Witness | None
     reason: str
     failures: list[str]
+    plan: tuple[int, int] | None = None  # (node, collision option) of a lifted witness
+
+
+_CANNOT_RUN = (
+    BwskError,
+    ValueError,
+    IndexError,
+    TypeError,
+    KeyError,
+    ArithmeticError,
+    np.linalg.LinAlgError,
+)
 
 
 def verify(runner: Runner, graph: Graph, a: dict, b: dict) -> str | None:
@@ -78,15 +90,17 @@ def ancestors(graph: Graph, names: set[str], last: int | None = None) -> tuple[s
 
 
 def _prefix(
-    graph: Graph, judgements: list[Judgement], k: int, pdom: PostDominators
+    graph: Graph, judgements: list[Judgement], k: int, pdom: PostDominators | None
 ) -> InverseProgram | None:
     """The inverse of what feeds node k (None when its inputs are graph inputs); raises
-    when the prefix does not determine the graph inputs it depends on."""
+    when the prefix does not determine the graph inputs it depends on. Without ``pdom`` the
+    inputs' independence is taken as checked (on a structurally equal graph)."""
     node = graph.nodes[k]
     var = [node.inputs[i] for i in graph.variable_inputs(node)]
     if set(var) <= set(graph.inputs):
         return None
-    _independent(pdom, node.name, var)
+    if pdom is not None:
+        _independent(pdom, node.name, var)
     up, prefix = ancestors(graph, set(var), k - 1)
     sources = [n for n in graph.inputs if n in up]
     rec = recover(graph, judgements, set(var), prefix)
@@ -146,19 +160,23 @@ def _lift(
     return pair[0], pair[1]
 
 
+def _options(graph: Graph, j: Judgement, k: int) -> list[tuple[list[int], str, object]]:
+    """Node k's local collisions as (changed slots, why, collide): all variable inputs, or
+    (pinned) one while the others agree."""
+    slots = graph.variable_inputs(graph.nodes[k])
+    return [(slots, j.reason, j.collide)] + [([s], why, c) for s, why, c in j.pinned if s in slots]
+
+
 def candidates(graph: Graph, judgements: list[Judgement], pdom: PostDominators):
-    """(node index, why, collide) for local collisions whose changed inputs reach the outputs only
-    through their node: all variable inputs, or (pinned) one while the others agree."""
+    """(node index, option, why, collide) for local collisions whose changed inputs reach the
+    outputs only through their node."""
     for k, j in enumerate(judgements):
         if j.verdict != "K" or j.collide is None:
             continue
         node = graph.nodes[k]
-        slots = graph.variable_inputs(node)
-        options = [(slots, j.reason, j.collide)]
-        options += [([s], why, c) for s, why, c in j.pinned if s in slots]
-        for changed, why, collide in options:
+        for option, (changed, why, collide) in enumerate(_options(graph, j, k)):
             if pdom.only_through(k, {node.inputs[i] for i in changed}):
-                yield k, why, collide
+                yield k, option, why, collide
                 break
 
 
@@ -194,28 +212,54 @@ def find_witness(
     if budget[0] <= 0 or not any(j.verdict == "K" and j.collide is not None for j in judgements):
         return Search(None, "", failures)
     env, pdom = dict(base), PostDominators(graph)
-    for tries, (k, why, collide) in enumerate(candidates(graph, judgements, pdom)):
+    for tries, (k, option, why, collide) in enumerate(candidates(graph, judgements, pdom)):
         if budget[0] <= 0 or tries >= MAX_PREFIXES:
             break
-        node = graph.nodes[k]
-        try:
-            program = _prefix(graph, judgements, k, pdom)
-            budget[0] -= 1  # attempts past the cheap structural checks count
-            a, b = _lift(graph, k, collide, program, base, env, rng)
-            problem = verify(runner, graph, a, b)
-        except (
-            BwskError,
-            ValueError,
-            IndexError,
-            TypeError,
-            KeyError,
-            ArithmeticError,
-            np.linalg.LinAlgError,
-        ) as exc:  # an inverse step that cannot run: no witness
-            problem = f"{type(exc).__name__}: {exc}"
-        if problem is None:
-            return Search(
-                Witness(a, b), f"collision at {node.name} ({node.op}): {why}", failures
-            )
-        failures.append(f"witness at {node.name} ({node.op}) failed verification: {problem}")
+        witness, reason = _attempt(graph, judgements, runner, (k, why, collide), base, env, rng,
+                                   pdom, budget)
+        if witness is not None:
+            return Search(witness, reason, failures, (k, option))
+        failures.append(reason)
     return Search(None, "", failures)
+
+
+def replay(
+    graph: Graph,
+    judgements: list[Judgement],
+    runner: Runner,
+    base: dict,
+    rng: np.random.Generator,
+    plan: tuple[int, int],
+) -> Search:
+    """A structurally equal graph's witness plan (same signature and per-node facts) lifted
+    and executed here: no search and no post-dominators, whose structural checks hold alike;
+    the witness is still lifted through this graph's own weights and run on it."""
+    k, option = plan
+    j = judgements[k]
+    options = _options(graph, j, k) if j.verdict == "K" and j.collide is not None else []
+    if option >= len(options):
+        return Search(None, "", [f"no collision option {option} at node {k}"])
+    _, why, collide = options[option]
+    witness, reason = _attempt(graph, judgements, runner, (k, why, collide), base, dict(base),
+                               rng, None, None)
+    if witness is None:
+        return Search(None, "", [reason])
+    return Search(witness, reason, [], plan)
+
+
+def _attempt(graph, judgements, runner, candidate, base, env, rng, pdom, budget):
+    """One lifted candidate (node, why, collide), executed: (witness, reason) or (None, why
+    it failed); a ``budget`` is charged once the structural checks pass."""
+    k, why, collide = candidate
+    node = graph.nodes[k]
+    try:
+        program = _prefix(graph, judgements, k, pdom)
+        if budget is not None:
+            budget[0] -= 1
+        a, b = _lift(graph, k, collide, program, base, env, rng)
+        problem = verify(runner, graph, a, b)
+    except _CANNOT_RUN as exc:  # an inverse step that cannot run: no witness
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is None:
+        return Witness(a, b), f"collision at {node.name} ({node.op}): {why}"
+    return None, f"witness at {node.name} ({node.op}) failed verification: {problem}"
