@@ -156,12 +156,13 @@ def twins():
 
 
 def _median_seconds(fn, repeats: int) -> tuple[Any, float]:
-    """fn's result and its median wall time over ``repeats`` runs after one warm-up."""
-    result = fn()
+    """fn's result and its median wall time over ``repeats`` runs, after one warm-up run
+    when repeats > 1 (a single run is for big models, timed cold)."""
+    result = fn() if repeats > 1 else None
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        result = fn()
         times.append(time.perf_counter() - start)
     return result, statistics.median(times)
 
@@ -184,6 +185,9 @@ def time_model(model, inputs, repeats: int = 5) -> dict[str, Any]:
     graph, row["walk"] = _median_seconds(
         lambda: graph_of_program(model, program, names), repeats)
     if route == "fx":
+        import torch.fx
+
+        row["trace"] = _median_seconds(lambda: torch.fx.Tracer().trace(model), repeats)[1]
         row["export capture"] = _median_seconds(lambda: capture(model, inputs, "export"),
                                                 repeats)[1]
     row["nodes"] = len(graph.nodes)
