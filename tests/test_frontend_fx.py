@@ -37,6 +37,8 @@ class Functional(nn.Module):
         h = F.gelu(h, approximate="tanh").view(-1, 4).transpose(0, 1).reshape(2, -1)
         h = torch.cat([h, 2 * h - 1, 1 - h, h.mean(dim=1, keepdim=True) / 3], dim=1)
         h = self.conv(h.reshape(1, 2, -1)).flatten(1)
+        h = F.dropout(h, 0.2, training=False) + F.silu(h) + F.leaky_relu(h, 0.1) + F.tanh(h)
+        h = torch.unsqueeze(h, 1).squeeze(1).sum(dim=0) + torch.sum(h, -1, keepdim=True)
         return torch.softmax(torch.relu(h) @ self.head, -1), -h
 
 

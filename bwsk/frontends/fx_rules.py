@@ -201,7 +201,8 @@ for _name in ("relu", "tanh", "sigmoid", "neg", "exp"):
     _op = getattr(aten, _name).default
     function(getattr(torch, _name), method=_name)(lambda b, x, _op=_op: b.call(_op, x))
 FUNCTIONS[operator.neg] = FUNCTIONS[torch.neg]
-FUNCTIONS[F.relu] = FUNCTIONS[torch.relu]
+for _alias, _same in ((F.relu, torch.relu), (F.tanh, torch.tanh), (F.sigmoid, torch.sigmoid)):
+    FUNCTIONS[_alias] = FUNCTIONS[_same]
 
 
 @function(torch.flatten, method="flatten")
@@ -259,3 +260,35 @@ def _softmax(b, x, dim, _stacklevel=3, dtype=None):
 @function(torch.mean, method="mean")
 def _mean(b, x, dim, keepdim=False):
     return b.call(aten.mean.dim, x, _pair(dim, 1), keepdim)
+
+
+@function(torch.sum, method="sum")
+def _sum(b, x, dim, keepdim=False):
+    return b.call(aten.sum.dim_IntList, x, _pair(dim, 1), keepdim)
+
+
+@function(torch.unsqueeze, method="unsqueeze")
+def _unsqueeze(b, x, dim):
+    return b.call(aten.unsqueeze.default, x, dim)
+
+
+@function(torch.squeeze, method="squeeze")
+def _squeeze(b, x, dim):
+    return b.call(aten.squeeze.dim, x, dim)
+
+
+@function(F.dropout)
+def _dropout_function(b, x, p=0.5, training=True, inplace=False):
+    if training or inplace:
+        raise Refused("dropout in training mode")
+    return b.call(aten.dropout.default, x, float(p), False)
+
+
+@function(F.silu)
+def _silu(b, x, inplace=False):
+    return b.call(aten.silu.default, x)
+
+
+@function(F.leaky_relu)
+def _leaky_relu_function(b, x, negative_slope=0.01, inplace=False):
+    return b.call(aten.leaky_relu.default, x, negative_slope)
