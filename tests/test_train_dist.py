@@ -1,4 +1,5 @@
-"""DDP over gloo: two ranks compute the gradient one process gets on the whole batch."""
+"""DDP over gloo (the default axis under torchrun): two ranks compute the gradient one
+process gets on the whole batch."""
 
 from __future__ import annotations
 
@@ -72,4 +73,5 @@ def test_torchrun_trains_end_to_end_and_only_rank_0_writes(tmp_path):
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
     assert doc["world_size"] == 2 and doc["steps"] == 4
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "checkpoints", "loss.png", "results.json"]
+        "checkpoints", "loss.png", "plan.json", "results.json"]
+    assert doc["parallel"]["axis"] == "dp"  # the default with several processes

@@ -1,10 +1,11 @@
 """Atomic checkpoints: a complete step directory appears at once, or not at all.
 
 Each checkpoint is ``checkpoints/step-NNNNNNN/`` holding ``model.safetensors`` (weights of
-the unsharded model, whatever ``--parallel`` axis wrote them) and ``state.pt`` (optimizer, scheduler, RNG, step, curves, config). It is written under
-a temporary name and renamed into place; ``latest.json`` (also replaced atomically)
-names the newest complete one with the weights' sha256, so a torn or tampered file is
-detected on ``--resume`` and the previous good checkpoint is never deleted first.
+the unsharded model, whatever ``--parallel`` axis wrote them) and ``state.pt`` (optimizer
+as one process holds it, scheduler, RNG, step, curves, config). It is written under a
+temporary name and renamed into place; ``latest.json`` (also replaced atomically) names
+the newest complete one with the weights' sha256, so a torn or tampered file is detected
+on ``--resume`` and the previous good checkpoint is never deleted first.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ the sharded state) lives in the engine (bwsk/train/parallel.py).
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import time
@@ -25,7 +26,7 @@ from bwsk.train.distributed import World, setup
 from bwsk.train.memory import peak_rss_bytes
 from bwsk.train.models import build_model, check_context, load_pretrained
 from bwsk.train.modes import apply_mode
-from bwsk.train.parallel import build_engine
+from bwsk.train.parallel import build_engine, print_plan
 
 
 def cosine_with_warmup(warmup: int, total: int):
@@ -70,13 +71,7 @@ class Trainer:
         self.data_source = splits.source
         torch.manual_seed(cfg.seed)
         self.vocab, self.model = self._vocab_and_model(splits)
-        encoded = {name: self.vocab.encode_words(getattr(splits, name))
-                   for name in ("train", "valid", "test")}
-        self.streams = {name: ids for name, (ids, _) in encoded.items()}
-        # perplexity is per word: the number of words whose first token is predicted
-        self.n_words = {name: int(starts[1:].sum()) for name, (_, starts) in encoded.items()}
-        self.batches = TrainBatches(self.streams["train"], cfg.seq_len, cfg.batch_size,
-                                    cfg.seed)
+        self._encode(splits)
         check_context(self.model, cfg.seq_len)
         x, y = self.batches.batch(0)
         self.mode_info = apply_mode(self.model, cfg.mode,
@@ -88,17 +83,32 @@ class Trainer:
                                    microbatches=self.microbatches, loss_fn=self._pipeline_loss)
         self.net = self.engine.net
         self._write_plan()
+        self._optimizer()
+        self.state: dict[str, Any] = {"step": 0, "losses": [], "evals": [], "best_val": None,
+                                      "bad_evals": 0, "train_time": 0.0, "train_cpu": 0.0,
+                                      "stopped": None}
+        if saved is not None:
+            self._restore(saved)
+
+    def _encode(self, splits) -> None:
+        cfg = self.cfg
+        encoded = {name: self.vocab.encode_words(getattr(splits, name))
+                   for name in ("train", "valid", "test")}
+        self.streams = {name: ids for name, (ids, _) in encoded.items()}
+        # perplexity is per word: the number of words whose first token is predicted
+        self.n_words = {name: int(starts[1:].sum()) for name, (_, starts) in encoded.items()}
+        self.batches = TrainBatches(self.streams["train"], cfg.seq_len, cfg.batch_size,
+                                    cfg.seed)
+
+    def _optimizer(self) -> None:
+        """AdamW over the parameters this rank holds, cosine schedule with warmup."""
+        cfg = self.cfg
         self.total_steps = min(cfg.max_steps or 10**12, cfg.epochs * self.batches.steps_per_epoch)
         self.opt = torch.optim.AdamW(self.engine.parameters(), lr=cfg.lr,
                                      weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, cosine_with_warmup(min(cfg.warmup_steps, self.total_steps),
                                          self.total_steps))
-        self.state: dict[str, Any] = {"step": 0, "losses": [], "evals": [], "best_val": None,
-                                      "bad_evals": 0, "train_time": 0.0, "train_cpu": 0.0,
-                                      "stopped": None}
-        if saved is not None:
-            self._restore(saved)
 
     def _vocab_and_model(self, splits):
         """Scratch: word vocabulary + random weights; finetune: the checkpoint's own."""
@@ -202,9 +212,6 @@ class Trainer:
         report = self.engine.report
         if report is None or not self.world.is_main:
             return
-        import json
-
-        from bwsk.train.parallel import print_plan
 
         checkpoint.write_atomic(self.out / "plan.json", json.dumps(report, indent=1))
         print_plan(report, self.cfg.batch_size * self.cfg.seq_len)

@@ -22,8 +22,6 @@ from bwsk.train.distributed import World
 from bwsk.train.models import CausalLM
 
 LossOf = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-AXES = ("dp", "tp", "sp", "pp")
-AXIS_NAMES = {"dp": "data", "tp": "tensor", "sp": "sequence", "pp": "pipeline"}
 
 
 class Engine:
@@ -36,7 +34,7 @@ class Engine:
         self.canonical = [name for name, _ in model.named_parameters()]
         every = {n for n, _ in model.named_parameters(remove_duplicate=False)}
         self.buffers = [n for n in model.state_dict() if n not in every]  # persistent only
-        self.report: dict | None = None
+        self.report: dict | None = None  # the bwsk.plan/1 report of the applied axis
 
     # -- what the optimizer steps, under which canonical names -------------------------------
     def entries(self) -> list[tuple[str, nn.Parameter]]:
@@ -75,9 +73,10 @@ class Engine:
         return sum(nll(self.model, x, y) for x, y in windows)
 
     def saved_bytes(self, x, y, loss_of: LossOf) -> int:
+        """Saved-for-backward bytes of one step on the rank that keeps the most."""
         from bwsk.train.memory import saved_bytes_of_step
 
-        return saved_bytes_of_step(self.net, lambda: loss_of(self.net, x, y))
+        return int(self.world.max(saved_bytes_of_step(self.net, lambda: loss_of(self.net, x, y))))
 
     # -- canonical state ---------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor] | None:
@@ -94,7 +93,7 @@ class Engine:
         sd = opt.state_dict()
         index = {n: i for i, n in enumerate(self.canonical)}
         state = {}
-        for i, (name, param) in enumerate(self.entries()):
+        for i, (name, _) in enumerate(self.entries()):
             if i in sd["state"]:
                 state[index[name]] = {k: self.to_full(name, v) if _per_element(v) else v
                                       for k, v in sd["state"][i].items()}
@@ -186,20 +185,17 @@ def build_engine(model: CausalLM, world: World, axis: str | None, *, batch: int,
     mesh = init_device_mesh("cpu", (world.size,))
     if axis == "dp":
         ddp, report = parallelize(model.hf, axis, mesh, batch=batch, seq_len=seq_len)
-        engine: Engine = DataEngine(model, world, ddp)
-    elif axis in ("tp", "sp"):
+        engine = DataEngine(model, world, ddp)
+        engine.report = report
+        return engine
+    if axis in ("tp", "sp"):
         from bwsk.train.parallel_tensor import TensorEngine
 
-        engine = TensorEngine(model, world, mesh, axis, batch=batch, seq_len=seq_len)
-        report = engine.report
-    else:
-        from bwsk.train.parallel_pipeline import PipelineEngine
+        return TensorEngine(model, world, mesh, axis, batch=batch, seq_len=seq_len)
+    from bwsk.train.parallel_pipeline import PipelineEngine
 
-        engine = PipelineEngine(model, world, mesh, example=example, batch=batch,
-                                seq_len=seq_len, microbatches=microbatches, loss_fn=loss_fn)
-        report = engine.report
-    engine.report = report
-    return engine
+    return PipelineEngine(model, world, mesh, example=example, batch=batch, seq_len=seq_len,
+                          microbatches=microbatches, loss_fn=loss_fn)
 
 
 def print_plan(report: dict, tokens: int) -> None:

@@ -83,11 +83,6 @@ class TensorEngine(Engine):
                 replicated += local.float().pow(2).sum()
         scale_to_norm(self.parameters(), (self.world.sum(sharded) + replicated).sqrt(), max_norm)
 
-    def saved_bytes(self, x, y, loss_of) -> int:
-        from bwsk.train.memory import saved_bytes_of_step
-
-        return int(self.world.max(saved_bytes_of_step(self.net, lambda: loss_of(self.net, x, y))))
-
 
 def _retie(model: nn.Module, groups: list[list[str]]) -> None:
     from torch.distributed.tensor import DTensor
