@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from train_helpers import launch_ranks, torchrun, wikitext_slice
+from train_helpers import launch_ranks, one_thread, torchrun, wikitext_slice  # noqa: F401
 
 from bwsk.cli import main
 
-pytestmark = pytest.mark.dist
+pytestmark = [pytest.mark.dist, pytest.mark.usefixtures("one_thread")]
 
 STEPS = 8
 ARGS = ["--layers", "2", "--d-model", "32", "--heads", "4", "--seq-len", "16", "--batch-size",
@@ -35,15 +35,8 @@ def data(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def reference(data, tmp_path_factory) -> dict:
     """The one-process run (in this process: the entry point without torchrun)."""
-    import torch
-
     out = tmp_path_factory.mktemp("ref") / "run"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main(["train", *ARGS, "--data", data, "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main(["train", *ARGS, "--data", data, "--out", str(out)]) == 0
     return _results(out)
 
 
@@ -60,23 +53,27 @@ def _assert_same_run(got: dict, want: dict) -> None:
         assert got[key] == pytest.approx(want[key], rel=REL)
 
 
+NAMES = {"dp": "data", "tp": "tensor", "sp": "sequence", "pp": "pipeline"}
+
+
+def _assert_parallel_outputs(out: Path, run, axis: str) -> None:
+    """plan.json of the axis, its summary printed once, the result printed once."""
+    assert _results(out)["world_size"] == 2 and _results(out)["parallel"]["axis"] == axis
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["schema"] == "bwsk.plan/1" and plan["world_size"] == 2
+    assert [a["axis"] for a in plan["axes"]] == [NAMES[axis]]
+    assert run.stderr.count(f"\n{NAMES[axis]}  ") == 1
+    assert run.stdout.count('"final_loss"') == 1
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("axis", ["dp", "tp", "sp", "pp"])
+@pytest.mark.parametrize("axis", ["dp", "tp", "sp"])  # pp: the resumed run below
 def test_each_axis_trains_the_one_process_curve(tmp_path, data, reference, axis):
     out = tmp_path / axis
-    extra = ["--microbatches", "2"] if axis == "pp" else []
-    run = torchrun([*ARGS, "--parallel", axis, *extra, "--data", data, "--out", str(out)])
+    run = torchrun([*ARGS, "--parallel", axis, "--data", data, "--out", str(out)])
     assert run.returncode == 0, _why(run)
-    doc = _results(out)
-    _assert_same_run(doc, reference)
-    assert doc["world_size"] == 2 and doc["parallel"]["axis"] == axis
-    plan = json.loads((out / "plan.json").read_text())
-    names = {"dp": "data", "tp": "tensor", "sp": "sequence", "pp": "pipeline"}
-    assert plan["schema"] == "bwsk.plan/1" and plan["world_size"] == 2
-    assert [a["axis"] for a in plan["axes"]] == [names[axis]]
-    assert f"\n{names[axis]}  " in run.stderr  # the plan's summary, printed once
-    assert run.stderr.count(f"\n{names[axis]}  ") == 1
-    assert run.stdout.count('"final_loss"') == 1  # the result, printed once
+    _assert_same_run(_results(out), reference)
+    _assert_parallel_outputs(out, run, axis)
 
 
 def _why(run) -> str:
@@ -101,10 +98,11 @@ def _kill_after_first_checkpoint(args: list[str], out: Path) -> int:
 
 
 @pytest.mark.slow
-def test_tp_killed_resumes_to_the_curve_and_its_checkpoint_loads_in_one_process(
-        tmp_path, data, reference):
-    out = tmp_path / "tp"
-    args = [*ARGS, "--parallel", "tp", "--data", data, "--out", str(out)]
+@pytest.mark.parametrize("axis, extra", [("tp", []), ("pp", ["--microbatches", "2"])])
+def test_killed_run_resumes_to_the_curve_and_loads_in_one_process(tmp_path, data, reference,
+                                                                  axis, extra):
+    out = tmp_path / axis
+    args = [*ARGS, "--parallel", axis, *extra, "--data", data, "--out", str(out)]
     killed_at = _kill_after_first_checkpoint(args, out)
     assert 0 < killed_at < STEPS
     single = tmp_path / "single"
@@ -113,8 +111,9 @@ def test_tp_killed_resumes_to_the_curve_and_its_checkpoint_loads_in_one_process(
     resumed = torchrun([*args, "--resume"])
     assert resumed.returncode == 0, _why(resumed)
     _assert_same_run(_results(out), reference)
+    _assert_parallel_outputs(out, resumed, axis)
 
-    # the tp checkpoint holds the unsharded model: one process continues it
+    # the checkpoint holds the unsharded model and optimizer: one process continues it
     assert main(["train", *ARGS, "--data", data, "--out", str(single), "--resume"]) == 0
     _assert_same_run(_results(single), reference)
 
@@ -147,3 +146,18 @@ def test_tp_with_heads_not_divisible_by_the_ranks_is_a_one_line_error_on_each(tm
         assert lines == ["bwsk: error: 3 attention heads are not divisible by world size 2: "
                          "the tensor axis cannot shard them"], err
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("axis", ["tp", "sp", "pp"])
+def test_model_parallel_axes_refuse_architectures_they_were_not_verified_on(axis):
+    import torch
+
+    from bwsk.errors import TrainingError
+    from bwsk.train.distributed import World
+    from bwsk.train.models import build_model
+    from bwsk.train.parallel import build_engine
+
+    model = build_model("opt-350m", 50, layers=1, d_model=16, heads=2, dropout=0.0)
+    with pytest.raises(TrainingError, match=f"--parallel {axis} is built and verified for GPT-2"):
+        build_engine(model, World(rank=0, size=2), axis, batch=4, seq_len=8,
+                     example=torch.zeros(4, 8, dtype=torch.long), microbatches=2, loss_fn=None)
