@@ -357,3 +357,41 @@ def test_plan_from_the_shipped_graph_equals_the_traced_plan():
     full, _ = build_graph("gpt2", batch=8, seq_len=128)
     traced = to_json(plan(full, 8, batch=8, seq_len=128, name="gpt2"))
     assert traced == to_json(plan("gpt2", 8, batch=8, seq_len=128, name="gpt2"))
+
+
+def _per_layer_counts(axis: dict) -> list:
+    from collections import Counter
+
+    from bwsk.parallel.analysis import per_layer
+
+    layers = per_layer(axis["sync_points"])
+    out = []
+    for points in layers.values():
+        got = Counter()
+        for p in points:
+            got[(p["phase"], p["collective"], p["bytes"] if p["phase"] != "optim" else 0)] += \
+                p["count"]
+        out.append(got)
+    return out
+
+
+@pytest.mark.parametrize("axis,want", [
+    ("tensor", {("fwd", "all_reduce"): 2, ("bwd", "all_reduce"): 2}),
+    ("sequence", {("fwd", "all_gather"): 2, ("fwd", "reduce_scatter"): 2,
+                  ("bwd", "all_gather"): 2, ("bwd", "reduce_scatter"): 2,
+                  ("optim", "all_reduce"): 4})])
+def test_full_size_gpt2_gets_the_megatron_figures_in_every_layer(axis, want):
+    """Issue 5 at the zoo's shipped size (12 layers, E=768, vocab 50257, tied lm_head): the
+    search, not a template, finds Megatron TP and SP; each activation sync is B*T*E*4 bytes
+    and the optimizer phase all-reduces the two LayerNorms' weight and bias."""
+    from bwsk.parallel import shipped
+    from bwsk.parallel.api import plan
+
+    graph = shipped.load("gpt2", None, 4, 128)
+    entry = plan(graph, 4, [axis], name="gpt2")["axes"][0]
+    layers = _per_layer_counts(entry)
+    assert len(layers) == 12
+    activation = 4 * 128 * 768 * 4
+    for got in layers:
+        assert {(ph, c): n for (ph, c, _), n in got.items()} == want
+        assert {b for (ph, _, b) in got if ph != "optim"} == {activation}

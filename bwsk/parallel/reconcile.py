@@ -3,7 +3,8 @@
 The search may sum the partial outputs of several vocab-parallel modules before one
 collective (GPT-2's token and position embeddings: one all-reduce of their sum). Torch's
 parallel styles act per module, so ``bwsk.parallel.apply`` reconciles each embedding on its
-own. The report states what that engine issues, so its bytes equal the measured bytes; each
+own, and gathers each hidden-split embedding's output on its own rather than their sum. The
+report states what that engine issues, so its bytes equal the measured bytes; each
 such point is marked not minimal, with the single fused collective a fusing engine would
 issue in its place.
 """
@@ -14,7 +15,7 @@ from bwsk.ir import Graph, Node
 from bwsk.parallel.problem import PARTIAL, value_bytes
 
 RECONCILE = (1, 3)  # all_reduce, reduce_scatter: the forward collectives of a partial sum
-TRANSPOSE = 2  # all_gather: a reduce-scatter's backward (a consumer's own all-reduce stays)
+TRANSPOSE = GATHER = 2  # all_gather: a reduce-scatter's backward, or a sharded output's gather
 
 
 def per_module(g: Graph, names: list[str], records: list, states: dict[str, int],
@@ -30,6 +31,10 @@ def per_module(g: Graph, names: list[str], records: list, states: dict[str, int]
         found = _sources(g, name, states, styled, reconciled - {name})
         if len(found) > 1:
             sources[index[name]] = found
+    for v, _, phase, coll, _ in records:  # a sum of sharded module outputs, gathered once
+        found = _gathered(g, names[v], states, styled) if phase == 0 and coll == GATHER else {}
+        if len(found) > 1:
+            sources[v] = found
     out, fused = [], {}
     for rec in records:
         value, _, phase, coll, nbytes = rec
@@ -45,8 +50,8 @@ def per_module(g: Graph, names: list[str], records: list, states: dict[str, int]
 
 
 def _moves(phase: int, coll: int) -> bool:
-    """A partial sum's forward reconcile, or the all-gather transposing a reduce-scatter."""
-    return (phase == 0 and coll in RECONCILE) or (phase == 1 and coll == TRANSPOSE)
+    """A forward reconcile or gather, or the all-gather transposing a reduce-scatter."""
+    return (phase == 0 and coll in (*RECONCILE, GATHER)) or (phase == 1 and coll == TRANSPOSE)
 
 
 def _scope_of(g: Graph, name: str) -> str:
@@ -72,3 +77,16 @@ def _sources(g: Graph, name: str, states: dict[str, int], styled: set[str],
         via.update(dict.fromkeys(parts, node))
         todo.extend(parts)
     return dict(sorted(found.items()))
+
+
+def _gathered(g: Graph, name: str, states: dict[str, int], styled: set[str]) -> dict[str, Node]:
+    """An addition whose operands are all outputs of sharded modules, sharded alike (GPT-2's
+    token and position embeddings split along the hidden dim): the engine gathers each
+    module's output, so each operand with the addition that consumes it."""
+    node = g.producer.get(name)
+    if node is None or node.op != "add":
+        return {}
+    parts = [x for x in node.inputs if x and not g.is_const(x)]
+    if all(states.get(x) == states[name] and _scope_of(g, x) in styled for x in parts):
+        return dict.fromkeys(sorted(parts), node)
+    return {}

@@ -1,41 +1,45 @@
-// Local moves after the dynamic programme: re-decide each node (with the layout ops that
-// only pass its result on) against every other decision held fixed.
+// Local moves after the dynamic programme: re-decide each node together with the layout
+// ops that pass its result on and its consumers, against every other decision held fixed.
 #include "core/calm_solver.hpp"
 
 namespace bwsk::calm::detail {
 
-// The true cost of node n under strategy st with every other decision fixed: its input
-// conversions, its outputs' conversions into what each consumer uses, prices, statistics.
-double Solver::local(std::size_t n, Strategy st, const Plan& plan) const {
-    std::vector<I32> in, out, cin, cout;
-    std::vector<char> gp, cgp;
-    if (!assign(n, st, in, out, gp)) return kInf;
-    Span is = ins(n), os = outs(n);
+// What converting v from placement s into what each consumer uses costs, as emit lists
+// it: one forward conversion serves every consumer wanting that placement, and a
+// parameter's partial gradients are summed locally before one optimizer all-reduce.
+double Solver::conversions(I32 v, I32 s, const std::vector<Demand>& ds) const {
     double cost = 0.0;
-    for (std::size_t i = 0; i < is.size(); ++i) {
-        I32 v = is[i];
-        if (v < 0) continue;
-        auto& sv = states_[v];
-        auto k = std::size_t(std::find(sv.begin(), sv.end(), in[i]) - sv.begin());
-        if (!produced_[v] && consumers_[v].size() == 1 && k < sv.size()) {  // a source only we use follows us
-            cost += f_[v][k] + conv_cost(v, in[i], in[i], gp[i] != 0);
-        } else {
-            cost += conv_cost(v, plan.value_state[v], in[i], gp[i] != 0);
-        }
+    bool reduced = false;
+    for (std::size_t k = 0; k < ds.size() && cost < kInf; ++k) {
+        Conv c = convert(s, ds[k].state, ds[k].gp, has_grad(v));
+        cost += conv_cost(v, s, ds[k].state, ds[k].gp);
+        auto same = [&](const Demand& d) { return d.state == ds[k].state; };
+        if (std::any_of(ds.begin(), ds.begin() + long(k), same)) cost -= wire(c.fwd, p_.val_bytes[v]);
+        if (kind(v) == Kind::Parameter && c.bwd != Coll::None && std::exchange(reduced, true))
+            cost -= wire(c.bwd, p_.val_bytes[v]);
     }
-    for (std::size_t j = 0; j < os.size() && cost < kInf; ++j) {
-        I32 v = os[j];
-        if (std::find(states_[v].begin(), states_[v].end(), out[j]) == states_[v].end()) return kInf;
-        cost += price(v, out[j]);
-        for (auto [m, slot] : consumers_[v]) {
-            assign(std::size_t(m), chosen_[m], cin, cout, cgp);
-            cost += conv_cost(v, out[j], cin[slot], cgp[slot] != 0);
-        }
-        if (p_.outputs_replicated && std::find(p_.outputs.begin(), p_.outputs.end(), v) != p_.outputs.end())
-            cost += conv_cost(v, out[j], kReplicated, false);
-    }
-    if (stats_on(n, st)) cost += 2.0 * wire(Coll::AllReduce, p_.node_stat_bytes[n]);
     return cost;
+}
+
+// v's price in placement s plus its conversions; a source cannot be a partial sum.
+double Solver::value_cost(I32 v, I32 s, const std::vector<Demand>& ds) const {
+    auto& sv = states_[v];
+    if (std::find(sv.begin(), sv.end(), s) == sv.end() || (!produced_[v] && s == kPartial)) return kInf;
+    return price(v, s) + conversions(v, s, ds);
+}
+
+// What v's consumers use under their chosen strategies (and a replicated graph output).
+std::vector<Demand> Solver::demands_of(I32 v) const {
+    std::vector<Demand> ds;
+    std::vector<I32> in, out;
+    std::vector<char> gp;
+    for (auto [m, slot] : consumers_[v]) {
+        if (!assign(std::size_t(m), chosen_[m], in, out, gp)) return {{m, kPartial, false}};  // infeasible
+        ds.push_back({m, in[slot], gp[slot] != 0});
+    }
+    if (p_.outputs_replicated && std::find(p_.outputs.begin(), p_.outputs.end(), v) != p_.outputs.end())
+        ds.push_back({-1, kReplicated, false});
+    return ds;
 }
 
 // Layout ops (reshape, transpose) that only pass n's result on: they must move with n.
@@ -51,19 +55,38 @@ std::vector<std::size_t> Solver::chain(std::size_t n) const {
     return out;
 }
 
-// Cost of a chain of nodes: their local costs, minus the inner edges each counted twice.
-double Solver::chain_cost(const std::vector<std::size_t>& nodes, const Plan& plan) const {
-    double cost = 0.0;
-    std::vector<I32> in, out;
+// The plan's cost over everything a group of nodes touches (their operands and results,
+// each value once, with all of its consumers) under the current decisions: comparing it
+// before and after a move is comparing the whole plan's cost.
+double Solver::group_cost(const std::vector<std::size_t>& nodes, const Plan& plan) const {
+    std::vector<I32> touched, in, out;
     std::vector<char> gp;
-    for (std::size_t k = 0; k < nodes.size(); ++k) {
-        cost += local(nodes[k], chosen_[nodes[k]], plan);
-        if (k == 0) continue;
-        assign(nodes[k], chosen_[nodes[k]], in, out, gp);
-        I32 v = ins(nodes[k])[0];
-        cost -= conv_cost(v, plan.value_state[v], in[0], gp[0] != 0);
+    double cost = 0.0;
+    for (std::size_t n : nodes) {
+        if (!assign(n, chosen_[n], in, out, gp)) return kInf;
+        if (stats_on(n, chosen_[n])) cost += 2.0 * wire(Coll::AllReduce, p_.node_stat_bytes[n]);
+        for (Span s : {ins(n), outs(n)})
+            for (std::size_t i = 0; i < s.size(); ++i)
+                if (s[i] >= 0) touched.push_back(s[i]);
     }
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    for (std::size_t k = 0; k < touched.size() && cost < kInf; ++k)
+        cost += value_cost(touched[k], plan.value_state[touched[k]], demands_of(touched[k]));
     return cost;
+}
+
+// The group a move re-decides together: n with its layout followers, then each consumer of
+// the result with its own. Moving only one side of an edge would pay a conversion on the
+// way (a residual stream entering a sequence-sharded region needs its LayerNorm to move too).
+std::vector<std::size_t> Solver::group(std::size_t n) const {
+    std::vector<std::size_t> out = chain(n);
+    Span os = outs(out.back());
+    for (std::size_t j = 0; j < os.size(); ++j)
+        for (const auto& use : consumers_[os[j]])
+            for (std::size_t x : chain(std::size_t(use.first)))
+                if (std::find(out.begin(), out.end(), x) == out.end()) out.push_back(x);
+    return out;
 }
 
 void Solver::set(std::size_t n, Strategy st, Plan& plan) {
@@ -81,19 +104,27 @@ void Solver::set(std::size_t n, Strategy st, Plan& plan) {
 }
 
 // Greedy backtracking decides each node against fixed downstream choices; a few sweeps of
-// moves (a node with the layout ops that follow it) then fix what that missed, such as a
-// LayerNorm joining a sequence-sharded region.
+// moves then fix what that missed, such as a LayerNorm joining a sequence-sharded region.
+// A move gives n a strategy, its layout followers the same (or replication), and n's
+// consumers the same strategy where they can take it; it is kept if the group costs less.
 void Solver::improve(Plan& plan) {
+    std::vector<I32> in, out;
+    std::vector<char> gp;
     for (int sweep = 0; sweep < 8; ++sweep) {
         bool changed = false;
         for (std::size_t n = 0; n < nn(); ++n) {
-            std::vector<std::size_t> nodes = chain(n);
+            std::vector<std::size_t> nodes = group(n);
+            std::size_t own = chain(n).size();
             std::vector<Strategy> before;
             for (std::size_t x : nodes) before.push_back(chosen_[x]);
-            double best = chain_cost(nodes, plan);
+            double best = group_cost(nodes, plan);
             for (Strategy st : strategies(n)) {
-                for (std::size_t x : nodes) set(x, st.kind == 1 || x == n ? st : Strategy{0, 0}, plan);
-                double c = chain_cost(nodes, plan);
+                for (std::size_t k = 0; k < nodes.size(); ++k) {
+                    std::size_t x = nodes[k];
+                    if (k < own) set(x, st.kind == 1 || x == n ? st : Strategy{0, 0}, plan);
+                    else if (st.kind == 1 && assign(x, st, in, out, gp)) set(x, st, plan);
+                }
+                double c = group_cost(nodes, plan);
                 if (c < best - 1e-6) {
                     best = c, changed = true;
                     for (std::size_t k = 0; k < nodes.size(); ++k) before[k] = chosen_[nodes[k]];

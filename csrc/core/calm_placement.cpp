@@ -34,9 +34,11 @@ double Solver::conv_cost(I32 v, I32 s, I32 t, bool gp) const {
     return wire(c.fwd, p_.val_bytes[v]) + (push ? pushed_[v] : wire(c.bwd, p_.val_bytes[v]));
 }
 
-// Partial sums pay a sliver more, so equal-byte plans reconcile them where they are made.
+// A replicated value pays what the axis is meant to split. A partial sum is transient (it
+// is reconciled a few ops on) and pays only a sliver, so equal-byte plans reconcile it
+// where it is made, yet a bias may still be added to it before its reduce-scatter.
 double Solver::price(I32 v, I32 s) const {
-    double per_byte = (s < 0 ? p_.val_price[v] : 0.0) + (s == kPartial ? 1e-3 : 0.0);
+    double per_byte = s == kReplicated ? p_.val_price[v] : s == kPartial ? 1e-3 : 0.0;
     return per_byte * double(p_.val_bytes[v]);
 }
 
@@ -147,10 +149,14 @@ bool Solver::assign(std::size_t n, Strategy st, std::vector<I32>& in, std::vecto
     return in_has;
 }
 
+// Each of v's consumers carries an equal share of what producing v cost: charging every
+// consumer the whole of it counts a residual stream's upstream cost twice per block, so
+// the estimate grows as 2^depth and drowns the per-block differences the choice rests on.
 double Solver::g(I32 v, I32 t, bool gp) const {
+    double share = 1.0 / double(std::max<std::size_t>(1, consumers_[v].size()));
     double best = kInf;
     for (std::size_t k = 0; k < states_[v].size(); ++k)
-        if (f_[v][k] < kInf) best = std::min(best, f_[v][k] + conv_cost(v, states_[v][k], t, gp));
+        if (f_[v][k] < kInf) best = std::min(best, share * f_[v][k] + conv_cost(v, states_[v][k], t, gp));
     return best;
 }
 

@@ -109,7 +109,7 @@ void Solver::backward(Plan& plan) {
         for (Strategy st : strategies(n)) {
             double c = node_cost(n, st, in, out, gp);
             for (std::size_t j = 0; j < os.size() && c < kInf; ++j)
-                for (const Demand& d : demands_[os[j]]) c += conv_cost(os[j], out[j], d.state, d.gp);
+                c += conversions(os[j], out[j], demands_[os[j]]);
             if (c < best) best = c, chosen_[n] = st, best_in = in, best_out = out, best_gp = gp;
         }
         if (best == kInf) throw std::invalid_argument("calm: no feasible placement for node " + std::to_string(n));
@@ -122,8 +122,7 @@ void Solver::backward(Plan& plan) {
         if (produced_[v]) continue;
         double best = kInf;
         for (std::size_t k = 0; k < states_[v].size(); ++k) {
-            double c = f_[v][k];
-            for (const Demand& d : demands_[v]) c += conv_cost(I32(v), states_[v][k], d.state, d.gp);
+            double c = f_[v][k] + conversions(I32(v), states_[v][k], demands_[v]);
             if (c < best) best = c, plan.value_state[v] = states_[v][k];
         }
     }

@@ -100,10 +100,13 @@ class Solver {
     double node_cost(std::size_t n, Strategy st, std::vector<I32>& in, std::vector<I32>& out,
                      std::vector<char>& gp) const;
     // calm_improve.cpp
-    double local(std::size_t n, Strategy st, const Plan& plan) const;
+    double conversions(I32 v, I32 s, const std::vector<Demand>& ds) const;
+    double value_cost(I32 v, I32 s, const std::vector<Demand>& ds) const;
+    std::vector<Demand> demands_of(I32 v) const;
     void improve(Plan& plan);
     std::vector<std::size_t> chain(std::size_t n) const;
-    double chain_cost(const std::vector<std::size_t>& nodes, const Plan& plan) const;
+    std::vector<std::size_t> group(std::size_t n) const;
+    double group_cost(const std::vector<std::size_t>& nodes, const Plan& plan) const;
     void set(std::size_t n, Strategy st, Plan& plan);
     void collect_demands();
     // calm_emit.cpp
