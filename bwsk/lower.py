@@ -124,6 +124,7 @@ class Lowering:
         self.graph = graph
         self.out: list[tuple] = []
         self.memo: dict[tuple, int] = {}
+        self.inline: dict[tuple, int] = {}  # small constants by content: every layer has its own
 
     def emit(self, record: tuple) -> int:
         index = self.memo.get(record)
@@ -171,13 +172,20 @@ class Lowering:
         value = self.graph.values.get(name)
         if value is not None and value.is_const:
             if _inline(value.const):
-                attrs = canonical_attrs({"dtype": value.const.dtype.name,
-                                         "shape": list(value.const.shape),
-                                         "value": value.const.reshape(-1)})
-                return self.emit(("prim", "const", attrs))
+                return self.inline_const(value.const)
             return self.emit(("ref", ref_name(name)))
         raise UnsupportedModelError(f"cannot lower {self.graph.name!r}: value {name!r} is "
                                     "used but never defined")
+
+    def inline_const(self, array: np.ndarray) -> int:
+        """``const[...]`` of a small array; equal bytes, dtype and shape give equal text."""
+        key = (array.dtype.str, array.shape, array.tobytes())
+        index = self.inline.get(key)
+        if index is None:
+            attrs = canonical_attrs({"dtype": array.dtype.name, "shape": list(array.shape),
+                                     "value": array.reshape(-1)})
+            index = self.inline[key] = self.emit(("prim", "const", attrs))
+        return index
 
     def lower_node(self, node: Node, env: dict[str, int]) -> None:
         head = self.emit(("prim", node.op, canonical_attrs(node.attrs)))
