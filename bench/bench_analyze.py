@@ -296,18 +296,19 @@ def _ms(seconds: Any) -> str:
 
 def bench_timing(quick: bool) -> None:
     """Time per model beside the published classifier (a lookup per leaf module, via
-    named_modules or a torch.fx trace). Milliseconds, median of warm runs."""
+    named_modules or a torch.fx trace). Milliseconds, best of 9 warm runs (GPT-2: one)."""
     models = dict(twins())
     model, inputs = _build("gpt2", layers=2 if quick else None)
     models["gpt2" + (" (2 layers)" if quick else "")] = (model, inputs)
-    table = Table(title="time per model (ms): the published lookup beside bwsk",
+    table = Table(title="time per model (ms, best of 9 warm runs; GPT-2 one run): the "
+                  "published lookup beside bwsk",
                   title_justify="left")
     for col in ("model", "ops", "lookup", "fx trace+lookup", "bwsk capture", "of it: trace",
                 "export", "walk", "analyze", "+weights", "verdict", "bwsk/fx"):
         table.add_column(col, justify="left" if col == "model" else "right")
     notes = []
     for name, (model, inputs) in models.items():
-        row = time_model(model, inputs, repeats=1 if name.startswith("gpt2") else 5)
+        row = time_model(model, inputs, repeats=1 if name.startswith("gpt2") else 9)
         fx = row["fx lookup"]
         ours = row["capture"] + row["walk"] + row["analyze"]
         table.add_row(name, str(row["nodes"]), _ms(row["lookup"]), _ms(fx),

@@ -51,20 +51,18 @@ def capture(module: torch.nn.Module, example_inputs: Any = None, how: str = "aut
             if how == "fx":
                 raise UnsupportedModelError(f"torch.fx cannot capture {type(module).__name__}: "
                                             f"{why}; use how='export'") from None
-    return (*export_module(module, (args, kwargs)), "export")
+    return (*_export(module, args, kwargs), "export")
 
 
 def export_module(module: torch.nn.Module, example_inputs: Any = None):
-    """(ExportedProgram, {placeholder name: parameter/buffer FQN}) for ``module`` in eval mode.
-
-    ``example_inputs`` may also be an (args, kwargs) pair as ``capture`` passes it."""
+    """(ExportedProgram, {placeholder name: parameter/buffer FQN}) for ``module`` in eval mode."""
     if not isinstance(module, torch.nn.Module):
         raise UnsupportedModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
-    if _is_args_kwargs(example_inputs):
-        args, kwargs = example_inputs
-    else:
-        args, kwargs = _as_args(example_inputs if example_inputs is not None
-                                else default_inputs(module))
+    return _export(module, *_as_args(example_inputs if example_inputs is not None
+                                     else default_inputs(module)))
+
+
+def _export(module: torch.nn.Module, args: tuple, kwargs: dict):
     try:
         with _eval(module), _export_routes(module), _no_stack_traces():
             exported = torch.export.export(module, args, kwargs, strict=False)
@@ -80,11 +78,6 @@ def export_module(module: torch.nn.Module, example_inputs: Any = None):
                                                           "CONSTANT_TENSOR"):
             fqn_of[spec.arg.name] = spec.target
     return exported, fqn_of
-
-
-def _is_args_kwargs(inputs: Any) -> bool:
-    return (isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], tuple)
-            and isinstance(inputs[1], dict))
 
 
 @contextlib.contextmanager
