@@ -51,14 +51,32 @@ def _key(graph):
     return nodes, graph.inputs, graph.outputs, values
 
 
+def _vision():
+    """Every leaf module of the vocabulary, with non-default settings where it has them."""
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, stride=2), nn.BatchNorm2d(4, momentum=None), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding="same", groups=2), nn.AvgPool2d(2),
+        nn.LeakyReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Identity(), nn.Linear(4, 6),
+        nn.SiLU(), nn.GELU(approximate="tanh"), nn.Hardtanh(), nn.ELU(0.5), nn.Softplus(2.0),
+        nn.LeakyReLU(0.2), nn.Sigmoid(), nn.Unflatten(1, (2, 3)), nn.Conv1d(2, 2, 1),
+        nn.BatchNorm1d(2), nn.LayerNorm(3), nn.AlphaDropout(0.1), nn.Softmax(-1),
+        nn.LogSoftmax(1))
+    with torch.no_grad():
+        for bn in (net[1], net[20]):
+            bn.running_mean.uniform_()
+            bn.running_var.uniform_(0.5, 2.0)
+    return net.eval(), (torch.randn(1, 3, 16, 16),)
+
+
 def _models():
     torch.manual_seed(0)
     models = dict(twins())
     models["functional"] = (Functional().eval(), (torch.randn(2, 4), torch.tensor([[1], [2]])))
+    models["vision"] = _vision()
     return models
 
 
-@pytest.mark.parametrize("name", ["resnet_like", "coupling", "mlp", "functional"])
+@pytest.mark.parametrize("name", ["resnet_like", "coupling", "mlp", "functional", "vision"])
 def test_fx_and_export_give_the_same_graph_and_verdicts(name):
     model, inputs = _models()[name]
     assert capture(model, inputs)[2] == "fx"  # auto takes the fast route here

@@ -105,6 +105,11 @@ def _flatten_module(b, m, x):
     return b.call(aten.flatten.using_ints, x, m.start_dim, m.end_dim)
 
 
+@module(nn.Unflatten)
+def _unflatten(b, m, x):
+    return b.call(aten.unflatten.int, x, m.dim, list(m.unflattened_size))
+
+
 _POINTWISE = {nn.ReLU: aten.relu.default, nn.Tanh: aten.tanh.default,
               nn.Sigmoid: aten.sigmoid.default, nn.SiLU: aten.silu.default}
 
