@@ -70,7 +70,7 @@ class Graph:
 
     def is_const(self, name: str) -> bool:
         value = self.values.get(name)
-        return value is not None and value.is_const
+        return value is not None and value.const is not None
 
     def static_shape(self, name: str) -> tuple[int, ...]:
         """The concrete shape of ``name``, or a message saying how to make it concrete."""
@@ -89,7 +89,11 @@ class Graph:
 
     def variable_inputs(self, node: Node) -> list[int]:
         """Positions of ``node``'s inputs that are not constants (its argument, jointly)."""
-        return [i for i, x in enumerate(node.inputs) if x and not self.is_const(x)]
+        values = self.values  # the analyses ask this per node and block: kept call-free
+        return [
+            i for i, x in enumerate(node.inputs)
+            if x and (x not in values or values[x].const is None)
+        ]
 
 
 # Short, conventional names where the mechanical rule would be clumsy.

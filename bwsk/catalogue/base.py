@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,9 @@ class Ctx:
     def present(self, slot: int) -> bool:
         return slot < len(self.node.inputs) and bool(self.node.inputs[slot])
 
-    @property
+    @cached_property
     def var_slots(self) -> list[int]:
+        """The variable input slots (rules ask several times per node)."""
         return self.graph.variable_inputs(self.node)
 
     def numel(self, slot: int, output: bool = False) -> int | None:
