@@ -116,14 +116,17 @@ def bench_depth(quick: bool) -> None:
 
 
 def _called_leaves(model, inputs) -> set[str]:
-    """Names of the leaf modules one forward pass actually calls."""
+    """Names of the leaf modules one forward pass calls, run as it was captured (Switch's
+    experts densely, as in its export route: every expert is part of the function)."""
     import torch
+
+    from bwsk.frontends.torch_export import export_routes
 
     called: set[str] = set()
     hooks = [module.register_forward_pre_hook(lambda *_, name=name: called.add(name))
              for name, module in model.named_modules() if next(module.children(), None) is None]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), export_routes(model):
             model(**inputs)
     finally:
         for hook in hooks:

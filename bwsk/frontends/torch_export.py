@@ -64,7 +64,7 @@ def export_module(module: torch.nn.Module, example_inputs: Any = None):
 
 def _export(module: torch.nn.Module, args: tuple, kwargs: dict):
     try:
-        with _eval(module), _export_routes(module), _no_stack_traces():
+        with _eval(module), export_routes(module), _no_stack_traces():
             exported = torch.export.export(module, args, kwargs, strict=False)
     except UnsupportedModelError:
         raise
@@ -145,7 +145,7 @@ def default_inputs(module: torch.nn.Module) -> Any:
 
 
 @contextlib.contextmanager
-def _export_routes(module: torch.nn.Module):
+def export_routes(module: torch.nn.Module):
     """Temporarily make known-untraceable transformers modules exportable, and RMS norms one
     op (see module doc)."""
     try:
