@@ -2,9 +2,12 @@
 
 ``bwsk.parallel`` converts GPT-2's ``Conv1D`` projections to ``nn.Linear`` and lays the fused
 QKV rows out so each rank holds whole heads; this engine maps the sharded weights back to
-the canonical ones (gathered, rows un-permuted, transposed back), and re-ties weights the
-model shares (GPT-2's ``lm_head`` and ``wte``): sharding a tied pair module by module would
-otherwise leave two independent copies.
+the canonical ones (gathered, rows un-permuted, transposed back).
+
+Weights the model ties (GPT-2's ``lm_head`` and ``wte``) are sharded module by module, which
+leaves two tensors. Sharded alike, they are tied again; sharded differently (the plan may
+split the embedding by hidden size and the head by vocabulary), they stay two copies whose
+gradients are summed after every backward, so they take identical steps and stay equal.
 """
 
 from __future__ import annotations
@@ -39,9 +42,14 @@ class TensorEngine(Engine):
             if plan.get(f"{name}.c_attn") == "colwise":  # apply laid these rows out by head
                 perm = qkv_permutation(embed, heads, mesh.size())
                 self.perms.update({f"hf.{name}.c_attn.{leaf}": perm for leaf in ("weight", "bias")})
-        _retie(model, ties)
-        if [n for n, _ in self.entries()] != self.canonical:
+        self.copies = _retie(model, ties)
+        alias = {n: group[0] for group in ties for n in group}
+        self._entries = [(alias.get(n, n), p) for n, p in model.named_parameters()]
+        if {n for n, _ in self._entries} != set(self.canonical):
             raise TrainingError(f"--parallel {axis} changed the model's parameters")
+
+    def entries(self) -> list[tuple[str, nn.Parameter]]:
+        return self._entries
 
     def to_full(self, name: str, t: torch.Tensor) -> torch.Tensor:
         from torch.distributed.tensor import DTensor
@@ -67,13 +75,19 @@ class TensorEngine(Engine):
     def forward_backward(self, x, y, loss_of) -> torch.Tensor:
         loss = super().forward_backward(x, y, loss_of)
         _settle_gradients(self.parameters())
+        for group in self.copies:
+            _sum_gradients([self.model.get_parameter(n) for n in group])
         return loss
 
     def clip(self, max_norm: float) -> None:
         """torch's clip_grad_norm_ over the unsharded gradients: shards summed over ranks."""
         from torch.distributed.tensor import DTensor
 
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        seen, grads = set(), []
+        for name, p in self._entries:  # a tied weight's copies counted once
+            if p.grad is not None and name not in seen:
+                grads.append(p.grad)
+            seen.add(name)
         sharded, replicated = torch.zeros(()), torch.zeros(())
         for g in grads:
             local = g.to_local() if isinstance(g, DTensor) else g
@@ -84,19 +98,35 @@ class TensorEngine(Engine):
         scale_to_norm(self.parameters(), (self.world.sum(sharded) + replicated).sqrt(), max_norm)
 
 
-def _retie(model: nn.Module, groups: list[list[str]]) -> None:
-    from torch.distributed.tensor import DTensor
-
+def _retie(model: nn.Module, groups: list[list[str]]) -> list[list[str]]:
+    """Tie each group again where its tensors are sharded alike; return the other groups."""
+    copies = []
     for first, *others in groups:
         keep = model.get_parameter(first)
+        if any(_layout(model.get_parameter(n)) != _layout(keep) for n in others):
+            copies.append([first, *others])
+            continue
         for name in others:
-            other = model.get_parameter(name)
-            if getattr(other, "placements", None) != getattr(keep, "placements", None) or \
-                    isinstance(other, DTensor) != isinstance(keep, DTensor):
-                raise TrainingError(f"tied weights {first} and {name} are sharded differently "
-                                    "by the plan; train with --parallel dp or pp")
             path, _, leaf = name.rpartition(".")
             setattr(model.get_submodule(path), leaf, keep)
+    return copies
+
+
+def _layout(p: torch.Tensor):
+    return getattr(p, "placements", None)
+
+
+def _sum_gradients(params: list[nn.Parameter]) -> None:
+    """Every copy of a tied weight gets the sum of the copies' gradients, in its own layout."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    total = sum(g.full_tensor() if isinstance(g, DTensor) else g for g in grads)
+    for p in params:
+        p.grad = (distribute_tensor(total, p.device_mesh, p.placements, src_data_rank=None)
+                  if isinstance(p, DTensor) else total.clone())
 
 
 def _settle_gradients(params) -> None:
