@@ -161,3 +161,45 @@ def test_model_parallel_axes_refuse_architectures_they_were_not_verified_on(axis
     with pytest.raises(TrainingError, match=f"--parallel {axis} is built and verified for GPT-2"):
         build_engine(model, World(rank=0, size=2), axis, batch=4, seq_len=8,
                      example=torch.zeros(4, 8, dtype=torch.long), microbatches=2, loss_fn=None)
+
+
+@pytest.fixture
+def one_rank_mesh():
+    """A gloo group of one process: enough for DTensor placements and their bookkeeping."""
+    import socket
+
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield init_device_mesh("cpu", (1,))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("head_dim, tied", [(0, True), (1, False)])
+def test_tied_weights_are_retied_when_sharded_alike_else_copies_with_summed_gradients(
+        one_rank_mesh, head_dim, tied):
+    import torch
+    from torch import nn
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    from bwsk.train.parallel_tensor import _retie, _sum_gradients
+
+    model = nn.ModuleDict({"emb": nn.Embedding(8, 4), "head": nn.Linear(4, 8, bias=False)})
+    w = torch.randn(8, 4)
+    for name, dim in (("emb", 0), ("head", head_dim)):
+        model[name].weight = nn.Parameter(distribute_tensor(w, one_rank_mesh, [Shard(dim)]))
+    copies = _retie(model, [["emb.weight", "head.weight"]])
+    assert (model["head"].weight is model["emb"].weight) == tied
+    assert copies == ([] if tied else [["emb.weight", "head.weight"]])
+    if not tied:
+        a, b = model["emb"].weight, model["head"].weight
+        a.grad = distribute_tensor(torch.ones(8, 4), one_rank_mesh, a.placements)
+        b.grad = distribute_tensor(torch.full((8, 4), 2.0), one_rank_mesh, b.placements)
+        _sum_gradients([a, b])
+        for p in (a, b):
+            assert p.grad.placements == p.placements
+            assert torch.equal(p.grad.full_tensor(), torch.full((8, 4), 3.0))
