@@ -127,7 +127,7 @@ class _Builder:
                 env[n] = self._input(str(n.target).lstrip("*"), next(inputs, None))
             elif n.op == "output":
                 result = fx.node.map_arg(n.args[0], lambda x: env[x])
-                self.graph.output(fx.node.map_aggregate(result, self._node_of))
+                self.graph.output(result)
                 return fx.node.map_aggregate(result, self.value)
             else:
                 call_args, call_kwargs = fx.node.map_arg((n.args, n.kwargs), lambda x: env[x])
@@ -186,9 +186,6 @@ class _Builder:
 
     def value(self, x: Any) -> Any:
         return x.meta["val"] if isinstance(x, fx.Node) else x
-
-    def _node_of(self, x: Any) -> Any:
-        return x
 
     def call(self, target: torch._ops.OpOverload, *args: Any, **kwargs: Any) -> fx.Node:
         """``target`` applied as export records it: keyword-only arguments by keyword,
