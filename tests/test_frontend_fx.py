@@ -73,10 +73,12 @@ def _models():
     models = dict(twins())
     models["functional"] = (Functional().eval(), (torch.randn(2, 4), torch.tensor([[1], [2]])))
     models["vision"] = _vision()
+    models["linear"] = (nn.Linear(4, 3).eval(), (torch.randn(2, 4),))  # a leaf as the root
     return models
 
 
-@pytest.mark.parametrize("name", ["resnet_like", "coupling", "mlp", "functional", "vision"])
+@pytest.mark.parametrize("name", ["resnet_like", "coupling", "mlp", "functional", "vision",
+                                  "linear"])
 def test_fx_and_export_give_the_same_graph_and_verdicts(name):
     model, inputs = _models()[name]
     assert capture(model, inputs)[2] == "fx"  # auto takes the fast route here

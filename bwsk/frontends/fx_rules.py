@@ -297,3 +297,9 @@ def _silu(b, x, inplace=False):
 @function(F.leaky_relu)
 def _leaky_relu_function(b, x, negative_slope=0.01, inplace=False):
     return b.call(aten.leaky_relu.default, x, negative_slope)
+
+
+@function(F.linear)
+def _linear_function(b, x, weight, bias=None):
+    """A bare nn.Linear traced as the root: its forward is this call."""
+    return b.call(aten.linear.default, x, weight, bias)
