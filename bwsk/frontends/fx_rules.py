@@ -303,3 +303,18 @@ def _leaky_relu_function(b, x, negative_slope=0.01, inplace=False):
 def _linear_function(b, x, weight, bias=None):
     """A bare nn.Linear traced as the root: its forward is this call."""
     return b.call(aten.linear.default, x, weight, bias)
+
+
+def _conv_function(rank: int):
+    def rule(b, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        op = getattr(aten, f"conv{rank}d")
+        if isinstance(padding, str):
+            return b.call(op.padding, x, weight, bias, _pair(stride, rank), padding,
+                          _pair(dilation, rank), groups)
+        return b.call(op.default, x, weight, bias, _pair(stride, rank), _pair(padding, rank),
+                      _pair(dilation, rank), groups)
+    return rule
+
+
+for _rank, _fn in ((1, F.conv1d), (2, F.conv2d), (3, F.conv3d)):
+    FUNCTIONS[_fn] = _conv_function(_rank)
