@@ -146,14 +146,18 @@ def test_tensor_axis_has_megatron_figures(report):
     assert plan["transformer.h.0.attn.c_proj"] == "rowwise"
 
 
-@pytest.mark.parametrize("axis,coll", [("tensor", "all_reduce"), ("sequence", "reduce_scatter")])
-def test_trainable_position_embeddings_reconcile_per_module(report, axis, coll):
-    """Token and position embeddings, both vocab-parallel: the engine reconciles each
-    module's partial sum (B*T*E and T*E bytes), one more collective than summing first."""
+@pytest.mark.parametrize("axis,style,coll", [("tensor", "colwise", "all_gather"),
+                                              ("sequence", "rowwise", "reduce_scatter")])
+def test_trainable_position_embeddings_reconcile_per_module(report, axis, style, coll):
+    """Token and position embeddings, both split alike: the engine reconciles each module's
+    output (B*T*E and T*E bytes), one more collective than reconciling their sum. On the
+    tensor axis split along the hidden dim and gathered (a ring all-gather moves half an
+    all-reduce's bytes); on the sequence axis vocab-parallel, reduce-scattered onto tokens."""
     entry = _axis(report, axis)
-    assert entry["plan"]["transformer.wte"] == entry["plan"]["transformer.wpe"] == "rowwise"
+    assert entry["plan"]["transformer.wte"] == entry["plan"]["transformer.wpe"] == style
     points = {p["where"]: p for p in entry["sync_points"]
-              if p["phase"] == "fwd" and p["collective"] == coll and "h." not in p["where"]}
+              if p["phase"] == "fwd" and p["collective"] == coll and "h." not in p["where"]
+              and p["where"] != "lm_head"}
     assert {w: (p["bytes"], p["count"], p["minimal"]) for w, p in points.items()} == {
         "transformer.wte": (4 * 8 * 32 * 4, 1, False), "transformer.wpe": (8 * 32 * 4, 1, False)}
     assert points["transformer.wte"]["fused"] == {"where": "transformer", "bytes": 4 * 8 * 32 * 4,

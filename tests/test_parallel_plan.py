@@ -359,20 +359,18 @@ def test_plan_from_the_shipped_graph_equals_the_traced_plan():
     assert traced == to_json(plan("gpt2", 8, batch=8, seq_len=128, name="gpt2"))
 
 
-def _per_layer_counts(axis: dict) -> list:
+def _layers(name: str, axis: str, world: int, batch: int) -> dict:
+    """{layer: Counter of (phase, collective, bytes or 0 for optim)} on a shipped graph."""
     from collections import Counter
 
+    from bwsk.parallel import shipped
     from bwsk.parallel.analysis import per_layer
+    from bwsk.parallel.api import plan
 
-    layers = per_layer(axis["sync_points"])
-    out = []
-    for points in layers.values():
-        got = Counter()
-        for p in points:
-            got[(p["phase"], p["collective"], p["bytes"] if p["phase"] != "optim" else 0)] += \
-                p["count"]
-        out.append(got)
-    return out
+    entry = plan(shipped.load(name, None, batch, 128), world, [axis], name=name)["axes"][0]
+    return {layer: Counter({(p["phase"], p["collective"], p["bytes"] * (p["phase"] != "optim"),
+                             p["where"].removeprefix(layer)): p["count"] for p in points})
+            for layer, points in per_layer(entry["sync_points"]).items()}
 
 
 @pytest.mark.parametrize("axis,want", [
@@ -384,14 +382,25 @@ def test_full_size_gpt2_gets_the_megatron_figures_in_every_layer(axis, want):
     """Issue 5 at the zoo's shipped size (12 layers, E=768, vocab 50257, tied lm_head): the
     search, not a template, finds Megatron TP and SP; each activation sync is B*T*E*4 bytes
     and the optimizer phase all-reduces the two LayerNorms' weight and bias."""
-    from bwsk.parallel import shipped
-    from bwsk.parallel.api import plan
-
-    graph = shipped.load("gpt2", None, 4, 128)
-    entry = plan(graph, 4, [axis], name="gpt2")["axes"][0]
-    layers = _per_layer_counts(entry)
+    layers = _layers("gpt2", axis, 4, 4)
     assert len(layers) == 12
-    activation = 4 * 128 * 768 * 4
-    for got in layers:
-        assert {(ph, c): n for (ph, c, _), n in got.items()} == want
-        assert {b for (ph, _, b) in got if ph != "optim"} == {activation}
+    for got in layers.values():
+        counts = {}
+        for (phase, coll, _, _), n in got.items():
+            counts[(phase, coll)] = counts.get((phase, coll), 0) + n
+        assert counts == want
+        assert {b for (ph, _, b, _) in got if ph != "optim"} == {4 * 128 * 768 * 4}
+
+
+@pytest.mark.parametrize("axis", ["tensor", "sequence"])
+def test_opt_350m_plans_every_layer_alike_but_the_first(axis):
+    """Layers 1..23 get one plan. Layer 0 really differs: its input is the sum of the
+    hidden-split project_in output and position table, gathered once, so its q/k/v
+    gradients reduce-scatter back onto that split (tensor) and its residual stays whole
+    rather than paying an all-to-all onto the tokens (sequence)."""
+    layers = list(_layers("opt-350m", axis, 8, 8).values())
+    assert len(layers) == 24
+    assert all(got == layers[1] for got in layers[2:])
+    assert layers[0] != layers[1]
+    q_bwd = {c for (ph, c, _, w) in layers[0] if ph == "bwd" and w == ".self_attn.q_proj"}
+    assert q_bwd == {"reduce_scatter"}

@@ -40,7 +40,9 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
     sync = _sync_points(g, names, records, params, fused, partial)
     if axis == "data":
         sync = _fuse_gradients(g, sync, itemsize)
-    synced = {r[1] for r in records if PHASES[r[2]] != "optim"}  # weight gradients: not an op
+    edges = [(r[0], n) for r in records if PHASES[r[2]] != "optim"  # weight gradients: no op
+             for n in _sync_nodes(g, names, r)]
+    synced = {n for _, n in edges}
     entry = {
         "axis": axis,
         "plan": module_plan,
@@ -48,13 +50,21 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
         "sync_points": sync,
     }
     entry["totals"] = totals(sync)
-    entry["_cut_edges"] = [(names[r[0]], g.nodes[r[1]].name) for r in records
-                           if PHASES[r[2]] != "optim" and r[1] >= 0]
+    entry["_cut_edges"] = [(names[v], g.nodes[n].name) for v, n in edges]
     entry["_sync_values"] = sorted({names[r[0]] for r in records if PHASES[r[2]] == "fwd"})
     _check_split(g, cls, axis, world, entry)
     if axis == "sequence":
         entry["context_parallel"] = context_parallel(g, cls, itemsize)
     return entry
+
+
+def _sync_nodes(g: Graph, names: list[str], rec) -> list[int]:
+    """The node a collective feeds; a conversion shared by several consumers (node -1)
+    feeds each of them."""
+    if rec[1] >= 0:
+        return [rec[1]]
+    index = {id(n): i for i, n in enumerate(g.nodes)}
+    return [index[id(c)] for c in g.consumers.get(names[rec[0]], [])]
 
 
 def _back_to_matmul(g: Graph, name: str) -> Node | None:
@@ -103,7 +113,24 @@ def _where(g: Graph, names: list[str], rec, params: set[str], partial: set[int])
     producer = g.producer.get(name)
     if value in partial:  # a partial sum is reconciled where it was computed (its transpose too)
         return _scope(producer)
-    return _scope(g.nodes[node]) if node >= 0 else _scope(producer)
+    if node >= 0:
+        return _scope(g.nodes[node])
+    if producer is not None and layer_of(_scope(producer)) is not None:
+        return _common_scope(g.consumers.get(name, [])) or _scope(producer)
+    return _scope(producer)
+
+
+def _common_scope(nodes: list[Node]) -> str:
+    """A conversion several consumers share, made once: inside a repeated layer it belongs
+    to the block that consumes it (a layer gathers its own input), like a single
+    consumer's; elsewhere (embeddings) to the value's producer."""
+    parts = [_scope(n).split(".") for n in nodes]
+    common = []
+    for level in zip(*parts, strict=False):
+        if len(set(level)) > 1:
+            break
+        common.append(level[0])
+    return ".".join(common)
 
 
 def _sync_points(g: Graph, names: list[str], records, params: set[str],

@@ -117,6 +117,7 @@ def build(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
         "val_fixed": fixed, "node_linear": [s.linear for s in cls.specs],
         "node_stat_bytes": [s.stat_bytes for s in cls.specs],
         "outputs": [index[o] for o in g.outputs],
+        "preferred": sorted(seeds.sequence) if axis == "sequence" else [],
     }
     for key, lists in (("val_all", carried), ("val_ok", ok), ("node_in", node_in),
                        ("node_out", node_out), ("node_mix", [sorted(m) for m in cls.mix]),

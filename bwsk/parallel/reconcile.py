@@ -43,8 +43,8 @@ def per_module(g: Graph, names: list[str], records: list, states: dict[str, int]
             continue
         point = {"where": _scope_of(g, names[value]), "bytes": nbytes, "count": 1}
         for s, consumer in sources[value].items():
-            out.append((index[s], node_index[id(consumer)], phase, coll,
-                        value_bytes(g, s, itemsize)))
+            at = -1 if coll == GATHER else node_index[id(consumer)]  # -1: at its module
+            out.append((index[s], at, phase, coll, value_bytes(g, s, itemsize)))
             fused.setdefault(index[s], {})[("fwd", "bwd")[phase]] = point
     return out, fused
 

@@ -42,6 +42,7 @@ calm::Problem problem_of(const py::dict& d) {
     p.node_stat = field<std::int32_t>(d, "node_stat");
     p.node_stat_bytes = field<std::int64_t>(d, "node_stat_bytes");
     p.outputs = field<std::int32_t>(d, "outputs");
+    p.preferred = field<std::int32_t>(d, "preferred");
     return p;
 }
 

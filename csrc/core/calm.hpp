@@ -39,12 +39,15 @@ struct Problem {
     std::vector<std::int32_t> node_mix_off, node_mix;    // classes the op mixes (never sharded)
     std::vector<std::int32_t> node_stat_off, node_stat;  // sharded at the price of a stats all-reduce
     std::vector<std::int64_t> node_stat_bytes;
+    std::vector<std::int32_t> preferred;     // classes the axis is for (the tokens): a value
+                                             // that could be split on one pays a sliver when
+                                             // split on another, so ties go to the tokens
     std::vector<std::int32_t> outputs;       // graph outputs
     bool outputs_replicated = true;          // else outputs may stay sharded
 };
 
 struct Record {  // one collective of the chosen plan
-    std::int32_t value, node;  // the value reconciled; the consumer (or stats) node
+    std::int32_t value, node;  // the value reconciled; the consumer (or stats) node, -1 if shared
     Phase phase;
     Coll coll;
     std::int64_t bytes;  // logical: unsharded input (all-reduce, reduce-scatter) or output (all-gather)

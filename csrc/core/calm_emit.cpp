@@ -28,19 +28,24 @@ void Solver::emit(Plan& plan) const {
     std::set<I32> reduced, pushed;  // parameters whose gradients are summed; values pushed back
     for (std::size_t v = 0; v < nv(); ++v) {
         I32 s = plan.value_state[v];
-        std::set<I32> converted;
+        std::set<I32> converted, returned;
         bool optim = kind(I32(v)) == Kind::Parameter;
-        for (const Demand& d : demands_[v]) {  // in node order
+        const auto& ds = demands_[v];
+        for (const Demand& d : ds) {  // in node order
             Conv c = convert(s, d.state, d.gp, has_grad(I32(v)));
+            // one conversion serving several consumers sits at the producer (node -1)
+            bool shared = std::count_if(ds.begin(), ds.end(), [&](const Demand& e) { return e.state == d.state; }) > 1;
             if (c.fwd != Coll::None && converted.insert(d.state).second)
-                plan.records.push_back({I32(v), d.node, Phase::Fwd, c.fwd, p_.val_bytes[v]});
+                plan.records.push_back({I32(v), shared ? -1 : d.node, Phase::Fwd, c.fwd, p_.val_bytes[v]});
             if (c.bwd == Coll::None) continue;
+            if (d.state >= 0 && !returned.insert(d.state).second) continue;  // sharded alike: summed first
             if (c.bwd == Coll::AllReduce && pushable(I32(v), plan)) {
                 pushed.insert(I32(v));
                 continue;
             }
             if (optim && !reduced.insert(I32(v)).second) continue;  // partial gradients sum locally first
-            plan.records.push_back({I32(v), d.node, optim ? Phase::Optim : Phase::Bwd, c.bwd, p_.val_bytes[v]});
+            I32 at = shared && d.state >= 0 ? -1 : d.node;
+            plan.records.push_back({I32(v), at, optim ? Phase::Optim : Phase::Bwd, c.bwd, p_.val_bytes[v]});
         }
     }
     for (I32 v : pushed)

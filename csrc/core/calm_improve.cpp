@@ -1,12 +1,15 @@
 // Local moves after the dynamic programme: re-decide each node together with the layout
 // ops that pass its result on and its consumers, against every other decision held fixed.
+#include <cassert>
+
 #include "core/calm_solver.hpp"
 
 namespace bwsk::calm::detail {
 
 // What converting v from placement s into what each consumer uses costs, as emit lists
-// it: one forward conversion serves every consumer wanting that placement, and a
-// parameter's partial gradients are summed locally before one optimizer all-reduce.
+// it: one forward conversion serves every consumer wanting that placement; the gradients
+// of consumers sharded alike are summed locally before one backward conversion (autograd
+// sums them in that layout), and so are a parameter's before one optimizer all-reduce.
 double Solver::conversions(I32 v, I32 s, const std::vector<Demand>& ds) const {
     double cost = 0.0;
     bool reduced = false;
@@ -14,8 +17,10 @@ double Solver::conversions(I32 v, I32 s, const std::vector<Demand>& ds) const {
         Conv c = convert(s, ds[k].state, ds[k].gp, has_grad(v));
         cost += conv_cost(v, s, ds[k].state, ds[k].gp);
         auto same = [&](const Demand& d) { return d.state == ds[k].state; };
-        if (std::any_of(ds.begin(), ds.begin() + long(k), same)) cost -= wire(c.fwd, p_.val_bytes[v]);
-        if (kind(v) == Kind::Parameter && c.bwd != Coll::None && std::exchange(reduced, true))
+        bool again = std::any_of(ds.begin(), ds.begin() + long(k), same);
+        if (again) cost -= wire(c.fwd, p_.val_bytes[v]);
+        if (c.bwd == Coll::None) continue;
+        if ((again && ds[k].state >= 0) || (kind(v) == Kind::Parameter && std::exchange(reduced, true)))
             cost -= wire(c.bwd, p_.val_bytes[v]);
     }
     return cost;
@@ -29,12 +34,14 @@ double Solver::value_cost(I32 v, I32 s, const std::vector<Demand>& ds) const {
 }
 
 // What v's consumers use under their chosen strategies (and a replicated graph output).
+// Every chosen strategy is feasible here: group_cost checks the nodes it moved first.
 std::vector<Demand> Solver::demands_of(I32 v) const {
     std::vector<Demand> ds;
     std::vector<I32> in, out;
     std::vector<char> gp;
     for (auto [m, slot] : consumers_[v]) {
-        if (!assign(std::size_t(m), chosen_[m], in, out, gp)) return {{m, kPartial, false}};  // infeasible
+        [[maybe_unused]] bool ok = assign(std::size_t(m), chosen_[m], in, out, gp);
+        assert(ok && "a chosen strategy is feasible");
         ds.push_back({m, in[slot], gp[slot] != 0});
     }
     if (p_.outputs_replicated && std::find(p_.outputs.begin(), p_.outputs.end(), v) != p_.outputs.end())
@@ -105,8 +112,9 @@ void Solver::set(std::size_t n, Strategy st, Plan& plan) {
 
 // Greedy backtracking decides each node against fixed downstream choices; a few sweeps of
 // moves then fix what that missed, such as a LayerNorm joining a sequence-sharded region.
-// A move gives n a strategy, its layout followers the same (or replication), and n's
-// consumers the same strategy where they can take it; it is kept if the group costs less.
+// A move gives n a strategy, its layout followers the same (or replication), and either
+// leaves n's consumers as they are or gives them the same strategy where they can take it;
+// it is kept if the group costs less.
 void Solver::improve(Plan& plan) {
     std::vector<I32> in, out;
     std::vector<char> gp;
@@ -118,11 +126,14 @@ void Solver::improve(Plan& plan) {
             std::vector<Strategy> before;
             for (std::size_t x : nodes) before.push_back(chosen_[x]);
             double best = group_cost(nodes, plan);
-            for (Strategy st : strategies(n)) {
+            for (std::size_t trial = 0; trial < 2 * strategies(n).size(); ++trial) {
+                Strategy st = strategies(n)[trial / 2];
+                bool along = trial % 2 == 1;  // the consumers take st too
+                if (along && st.kind != 1) continue;
                 for (std::size_t k = 0; k < nodes.size(); ++k) {
                     std::size_t x = nodes[k];
                     if (k < own) set(x, st.kind == 1 || x == n ? st : Strategy{0, 0}, plan);
-                    else if (st.kind == 1 && assign(x, st, in, out, gp)) set(x, st, plan);
+                    else if (along && assign(x, st, in, out, gp)) set(x, st, plan);
                 }
                 double c = group_cost(nodes, plan);
                 if (c < best - 1e-6) {

@@ -36,9 +36,17 @@ double Solver::conv_cost(I32 v, I32 s, I32 t, bool gp) const {
 
 // A replicated value pays what the axis is meant to split. A partial sum is transient (it
 // is reconciled a few ops on) and pays only a sliver, so equal-byte plans reconcile it
-// where it is made, yet a bias may still be added to it before its reduce-scatter.
+// where it is made, yet a bias may still be added to it before its reduce-scatter. A value
+// split on a class other than the preferred ones it could take pays a sliver too (an
+// OPT-350M layer 0 fed by hidden-split embeddings otherwise ties with a plan that moves
+// the residual stream onto the tokens a block later than every other layer does).
 double Solver::price(I32 v, I32 s) const {
     double per_byte = s == kReplicated ? p_.val_price[v] : s == kPartial ? 1e-3 : 0.0;
+    auto preferred = [&](I32 c) { return std::find(p_.preferred.begin(), p_.preferred.end(), c) != p_.preferred.end(); };
+    if (s >= 0 && !preferred(s)) {
+        Span ok = span(p_.val_ok_off, p_.val_ok, std::size_t(v));
+        if (std::any_of(ok.b, ok.e, preferred)) per_byte += 1e-3;
+    }
     return per_byte * double(p_.val_bytes[v]);
 }
 
@@ -97,9 +105,11 @@ std::vector<Strategy> Solver::strategies(std::size_t n) const {
     return out;
 }
 
-// Shard every operand that carries class c; a contracted class leaves partial sums.
+// Shard every operand that carries class c; a contracted class leaves partial sums. A class
+// the op mixes cannot be sharded.
 bool Solver::assign_shard(std::size_t n, I32 c, std::vector<I32>& in, std::vector<I32>& out,
                           std::vector<char>& gp) const {
+    if (span(p_.node_mix_off, p_.node_mix, n).has(c)) return false;
     Span is = ins(n), os = outs(n);
     bool in_has = false, out_has = false;
     for (std::size_t i = 0; i < is.size(); ++i) {
