@@ -166,7 +166,10 @@ def _canonical(proto: onnx.NodeProto) -> onnx.NodeProto:
         return proto
     rename = {n: f"i{j}" for j, n in enumerate(dict.fromkeys(x for x in proto.input if x))}
     proto.name = ""
-    proto.input[:] = [rename.get(x, "") for x in proto.input]
+    inputs = [rename.get(x, "") for x in proto.input]
+    while inputs and not inputs[-1]:  # omitted trailing optionals: onnxruntime 1.31 crashes
+        inputs.pop()  # on an explicit "" (LayerNormalization without bias)
+    proto.input[:] = inputs
     proto.output[:] = [f"o{j}" if o else "" for j, o in enumerate(proto.output)]
     return proto
 
