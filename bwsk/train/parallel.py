@@ -109,7 +109,9 @@ class Engine:
         state = {}
         for i, (name, param) in enumerate(self.entries()):
             if index[name] in saved["state"]:
-                state[i] = {k: self.to_local(name, param, v) if _per_element(v) else v
+                # the step counter is a tensor AdamW increments in place: one per copy
+                state[i] = {k: self.to_local(name, param, v) if _per_element(v)
+                            else v.clone() if torch.is_tensor(v) else v
                             for k, v in saved["state"][index[name]].items()}
         group = dict(_one_group(saved), params=list(range(len(self.entries()))))
         opt.load_state_dict({"state": state, "param_groups": [group]})
