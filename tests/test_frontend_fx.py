@@ -75,11 +75,15 @@ def _models():
     models["vision"] = _vision()
     models["linear"] = (nn.Linear(4, 3).eval(), (torch.randn(2, 4),))  # a leaf as the root
     models["conv"] = (nn.Conv2d(3, 2, 3, stride=2).eval(), (torch.randn(1, 3, 8, 8),))
+    from transformers.activations import NewGELUActivation  # fused into one gelu atom
+
+    models["gpt2_gelu"] = (nn.Sequential(nn.Linear(4, 6), NewGELUActivation()).eval(),
+                           (torch.randn(2, 4),))
     return models
 
 
 @pytest.mark.parametrize("name", ["resnet_like", "coupling", "mlp", "functional", "vision",
-                                  "linear", "conv"])
+                                  "linear", "conv", "gpt2_gelu"])
 def test_fx_and_export_give_the_same_graph_and_verdicts(name):
     model, inputs = _models()[name]
     assert capture(model, inputs)[2] == "fx"  # auto takes the fast route here

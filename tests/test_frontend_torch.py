@@ -35,6 +35,16 @@ def test_every_seed_op_has_an_atom():
     assert [op for op in SEED_OPS if not aten_atoms.is_mapped(op)] == []
 
 
+def _gelu(x, approximate):
+    """GELU in float64, exact or with the tanh approximation."""
+    x = x.astype(np.float64)
+    if approximate == "tanh":
+        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+        return (0.5 * x * (1 + np.tanh(inner))).astype(np.float32)
+    assert approximate == "none", approximate
+    return (0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))).astype(np.float32)
+
+
 def evaluate(graph, feeds):
     """Run the graph node by node with ONNX's reference ops: an oracle for the mapping."""
     env = dict(feeds)
@@ -42,8 +52,7 @@ def evaluate(graph, feeds):
         ins = [(env[x] if x in env else graph.values[x].const) if x else None
                for x in node.inputs]
         if node.op == "gelu":  # the reference evaluator has no Gelu kernel
-            erf = np.vectorize(math.erf)
-            outs = [(0.5 * ins[0] * (1 + erf(ins[0] / math.sqrt(2)))).astype(np.float32)]
+            outs = [_gelu(ins[0], node.attrs["approximate"])]
         else:
             outs = run_node(graph, node, ins)
         env.update(zip(node.outputs, outs, strict=False))
@@ -73,6 +82,10 @@ def test_gpt2_maps_and_computes_the_same():
     assert "transformer.h.1.attn.c_attn.weight" in weights
     scopes = {n.scope for n in graph.nodes}
     assert "transformer.h.0.attn" in scopes and "transformer.h.1.mlp.c_fc" in scopes
+    gelus = [n for n in graph.nodes if n.op == "gelu"]  # NewGELUActivation, fused
+    assert [(n.attrs, n.scope) for n in gelus] == [
+        ({"approximate": "tanh"}, f"transformer.h.{i}.mlp.act") for i in range(2)]
+    assert not [n for n in graph.nodes if n.op in ("tanh", "pow")]
     ln = next(n for n in graph.nodes if n.op == "layernorm")
     assert ln.attrs == {"axis": -1, "epsilon": 1e-5}
     assert graph.inputs == ["input_ids"] and graph.values["input_ids"].shape == (1, 8)
@@ -228,3 +241,46 @@ def test_t5_layer_norm_is_one_rmsnorm_and_proved_injective():
     got = evaluate(graph, {graph.inputs[0]: x.numpy()})[0]
     np.testing.assert_allclose(got, norm(x).detach().numpy(), rtol=1e-5, atol=1e-6)
     assert analyze(graph).verdict == "S"
+
+
+class _SpelledGelu(torch.nn.Module):
+    """The tanh GELU written out, with constants and uses that may break the pattern."""
+
+    def __init__(self, cubic=0.044715, leak=False):
+        super().__init__()
+        self.cubic, self.leak = cubic, leak
+
+    def forward(self, x):
+        cube = x * x * x if self.leak else torch.pow(x, 3.0)
+        inner = math.sqrt(2 / math.pi) * (x + self.cubic * cube)
+        out = 0.5 * (x * (1.0 + torch.tanh(inner)))
+        return out + inner if self.leak else out
+
+
+def test_spelled_out_tanh_gelu_is_one_atom_with_an_executed_witness():
+    from transformers.activations import NewGELUActivation
+
+    from bwsk.analysis import analyze
+
+    x = torch.randn(3, 5)
+    for module in (NewGELUActivation(), _SpelledGelu()):
+        graph = graph_of(module, (x,))
+        [node] = graph.nodes
+        assert (node.op, node.attrs, node.inputs) == ("gelu", {"approximate": "tanh"},
+                                                       graph.inputs)
+        assert set(graph.values) == {*graph.inputs, *graph.outputs}  # no dead constants
+        got = evaluate(graph, {graph.inputs[0]: x.numpy()})[0]
+        np.testing.assert_allclose(got, module(x).numpy(), rtol=1e-5, atol=1e-6)
+        analysis = analyze(graph)
+        assert analysis.verdict == "K" and analysis.nodes[0].verdict == "K"
+        a, b = (torch.from_numpy(w[graph.inputs[0]]) for w in
+                (analysis.witness.a, analysis.witness.b))
+        assert (a - b).abs().max() >= 1e-3
+        torch.testing.assert_close(module(a), module(b), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("module", [_SpelledGelu(cubic=0.0447), _SpelledGelu(leak=True)],
+                         ids=["other-constant", "intermediate-reused"])
+def test_near_miss_gelu_spellings_stay_op_by_op(module):
+    graph = graph_of(module, (torch.randn(3, 5),))
+    assert "gelu" not in {n.op for n in graph.nodes} and "tanh" in {n.op for n in graph.nodes}

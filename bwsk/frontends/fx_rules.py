@@ -210,6 +210,14 @@ for _alias, _same in ((F.relu, torch.relu), (F.tanh, torch.tanh), (F.sigmoid, to
     FUNCTIONS[_alias] = FUNCTIONS[_same]
 
 
+@function(torch.pow, operator.pow, method="pow")
+def _pow(b, x, exponent):
+    """A tensor to a scalar power (GPT-2's spelled-out GELU cubes its input)."""
+    if not isinstance(x, torch.fx.Node) or isinstance(exponent, torch.fx.Node):
+        raise Refused("pow other than tensor ** scalar")
+    return b.call(aten.pow.Tensor_Scalar, x, exponent)
+
+
 @function(torch.flatten, method="flatten")
 def _flatten(b, x, start_dim=0, end_dim=-1):
     return b.call(aten.flatten.using_ints, x, start_dim, end_dim)

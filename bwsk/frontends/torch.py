@@ -18,6 +18,7 @@ from torch import fx
 
 from bwsk.errors import UnsupportedModelError
 from bwsk.frontends import aten_atoms as A
+from bwsk.frontends.fuse import fuse_tanh_gelu
 from bwsk.frontends.torch_export import capture
 from bwsk.ir import Dim, Graph, Node, Value
 
@@ -40,8 +41,9 @@ def graph_of_program(module: torch.nn.Module, program: Any, names: dict[str, str
     """The graph IR of a captured ``program`` (what ``torch_export.capture`` returns)."""
     emitter = Emitter(program, names, fold_parameters)
     emitter.run()
+    nodes = fuse_tanh_gelu(emitter.nodes, emitter.values, emitter.outputs)
     return Graph(type(module).__name__, emitter.inputs, emitter.outputs, emitter.values,
-                 emitter.nodes, source=module)
+                 nodes, source=module)
 
 
 def term_of(module: torch.nn.Module, example_inputs: Any = None):
