@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     for flag in ("--layers", "--d-model", "--heads"):
         p.add_argument(flag, type=int, help="size override")
     p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=8, help="global batch (split over ranks)")
+    p.add_argument("--batch-size", type=int, default=8, help="global batch (dp splits it over "
+                   "ranks; tp, sp and pp feed it whole)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--seed", type=int, default=0)
