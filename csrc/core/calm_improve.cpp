@@ -145,7 +145,6 @@ void Solver::improve(Plan& plan) {
         }
         if (!changed) break;
     }
-    collect_demands();
 }
 
 void Solver::collect_demands() {

@@ -159,11 +159,12 @@ bool Solver::assign(std::size_t n, Strategy st, std::vector<I32>& in, std::vecto
     return in_has;
 }
 
-// Each of v's consumers carries an equal share of what producing v cost: charging every
-// consumer the whole of it counts a residual stream's upstream cost twice per block, so
-// the estimate grows as 2^depth and drowns the per-block differences the choice rests on.
+// With share_, each of v's consumers carries an equal share of what producing v cost:
+// charging every consumer the whole of it counts a residual stream's upstream cost twice
+// per block, so the estimate grows as 2^depth and drowns the per-block differences the
+// choice rests on (full-size GPT-2 then misses Megatron-SP).
 double Solver::g(I32 v, I32 t, bool gp) const {
-    double share = 1.0 / double(std::max<std::size_t>(1, consumers_[v].size()));
+    double share = share_ ? 1.0 / double(std::max<std::size_t>(1, consumers_[v].size())) : 1.0;
     double best = kInf;
     for (std::size_t k = 0; k < states_[v].size(); ++k)
         if (f_[v][k] < kInf) best = std::min(best, share * f_[v][k] + conv_cost(v, states_[v][k], t, gp));

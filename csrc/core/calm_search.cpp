@@ -128,16 +128,31 @@ void Solver::backward(Plan& plan) {
     }
 }
 
+// Two estimates of what a fan-out costs upstream (each consumer a share, or each the whole,
+// the tree relaxation) lead the greedy pass to different basins; both are improved and the
+// plan whose whole cost is lower is kept (the first on a tie).
 Plan Solver::run() {
-    Plan plan;
     index_graph();
     find_input_free();
-    init_states();
-    forward();
-    backward(plan);
-    improve(plan);
-    emit(plan);
-    return plan;
+    std::vector<std::size_t> all(nn());
+    for (std::size_t n = 0; n < nn(); ++n) all[n] = n;
+    Plan best;
+    double best_cost = kInf;
+    std::vector<Strategy> best_chosen;
+    for (bool share : {true, false}) {
+        share_ = share;
+        Plan plan;
+        init_states();
+        forward();
+        backward(plan);
+        improve(plan);
+        double cost = group_cost(all, plan);
+        if (cost < best_cost) best_cost = cost, best = plan, best_chosen = chosen_;
+    }
+    chosen_ = best_chosen;
+    collect_demands();
+    emit(best);
+    return best;
 }
 
 }  // namespace detail

@@ -66,6 +66,7 @@ class Solver {
     std::vector<char> free_;                    // activations no graph input reaches
     std::vector<std::vector<I32>> leaves_;      // ... and the parameters they come from
     std::vector<double> pushed_;                // wire cost of all-reducing those parameters
+    bool share_ = true;                         // consumers share a fan-out's cost (see g)
 
     std::size_t nv() const { return p_.val_kind.size(); }
     std::size_t nn() const { return p_.node_linear.size(); }
