@@ -29,13 +29,13 @@ _UNIT = {
     "squeeze": 1.0,
     "unsqueeze": 1.0,
     "erf": 2 / np.sqrt(np.pi),
-    "gelu": 1.13,
+    "gelu": 1.13,  # max slope 1.12890 (erf) and 1.12899 (tanh approximation)
     "swish": 1.1,
     "slice": 1.0,
     "split": 1.0,
-    "max_pool": 1.0,
-    "hard_sigmoid": 0.2,
     "mish": 1.09,
+    "leaky_relu": 1.0,  # times max(|alpha|, 1)
+    "softmax": 1.0,  # its Jacobian diag(p) - p p^T has spectral norm <= 1/2
 }
 MAX_ITER, TOL = 500, 1e-7
 
@@ -71,18 +71,33 @@ def _norm2(w: np.ndarray) -> float:
     return float(np.sqrt(max(np.linalg.eigvalsh(gram).max(initial=0.0), 0.0)) * (1 + 1e-6))
 
 
+def _coverage(attrs: dict) -> int:
+    """How many max-pool windows can hold one element: |max a - max b| <= max |a - b| per
+    window, so the l2 slope is at most the square root of this."""
+    kernel = list(attrs["kernel_shape"])
+    strides = list(attrs.get("strides") or [1] * len(kernel))
+    dilations = list(attrs.get("dilations") or [1] * len(kernel))
+    count = 1
+    for k, s, d in zip(kernel, strides, dilations, strict=True):
+        count *= min(int(k), -(-((int(k) - 1) * int(d) + 1) // int(s)))
+    return count
+
+
 def _node_bound(graph: Graph, node: Node, lips: dict) -> float | None:
     var = [node.inputs[i] for i in graph.variable_inputs(node)]
-    ins = [lips.get(v) for v in var]
-    if any(b is None for b in ins):
-        return None
+    ins = [lips.get(v, np.inf) for v in var]
     if node.op in _UNIT and len(var) == 1:
         alpha = abs(float(node.attrs.get("alpha", 1.0))) if node.op == "leaky_relu" else 1.0
         return _UNIT[node.op] * max(alpha, 1.0) * ins[0]
+    if node.op == "hard_sigmoid" and len(var) == 1:
+        return abs(float(node.attrs.get("alpha", 0.2))) * ins[0]
+    if node.op == "max_pool" and len(var) == 1 and node.attrs.get("kernel_shape"):
+        return np.sqrt(_coverage(node.attrs)) * ins[0]
     if node.op in ("add", "sub", "concat", "sum"):
         return float(sum(ins))
     consts = [graph.values[i].const for i in node.inputs if i and graph.is_const(i)]
-    if node.op in ("mul", "div") and len(var) == 1 and consts:
+    scaled = node.op == "mul" and len(var) == 1 or node.op == "div" and var == node.inputs[:1]
+    if scaled and consts:  # x * c or x / c; c / x is no contraction
         c = np.abs(np.asarray(consts[0], np.float64))
         return float((c.max() if node.op == "mul" else 1 / c.min()) * ins[0])
     if node.op in ("matmul", "gemm") and len(var) == 1 and consts and consts[0].ndim == 2:
@@ -91,18 +106,36 @@ def _node_bound(graph: Graph, node: Node, lips: dict) -> float | None:
     return None
 
 
-def lipschitz(graph: Graph, x: str, members: list[int]) -> float | None:
-    """An upper bound on Lip(F) for the branch (None when some op has no bound)."""
-    lips = {x: 1.0}
+_NORMS = ("layernorm", "rmsnorm", "groupnorm", "instancenorm", "lp_normalization")
+
+
+def _unbounded(graph: Graph, node: Node) -> str:
+    """Why ``node`` has no Lipschitz bound here: what a user would have to change."""
+    if node.op in _NORMS:
+        return (f"{node.op} {node.name} divides by its input's spread, so its slope grows "
+                "like 1/sqrt(eps) near constant vectors")
+    if len(graph.variable_inputs(node)) > 1 and node.op not in ("add", "sub", "concat", "sum"):
+        return (f"{node.op} {node.name} multiplies two variables (as attention does), which "
+                "is not globally Lipschitz")
+    return f"no Lipschitz bound known for {node.op} {node.name}"
+
+
+def lipschitz(graph: Graph, x: str, members: list[int]) -> tuple[float | None, str]:
+    """An upper bound on Lip(F) for the branch, or None and why: every kind of op that has
+    no bound (a branch can hold a norm and attention both)."""
+    lips, why = {x: 1.0}, {}
     for k in members:
         node = graph.nodes[k]
         bound = _node_bound(graph, node, lips)
-        if bound is None:
-            return None
+        if bound is None or not np.isfinite(bound):
+            if bound is None:
+                why.setdefault(node.op, _unbounded(graph, node))
+            bound = np.inf
         for o in node.outputs:
             if o:
                 lips[o] = bound
-    return lips.get(graph.nodes[members[-1]].outputs[0]) if members else None
+    out = lips.get(graph.nodes[members[-1]].outputs[0], np.inf) if members else np.inf
+    return (float(out), "") if np.isfinite(out) else (None, "; ".join(why.values()))
 
 
 def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> None:
@@ -120,14 +153,11 @@ def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> None:
             members = branch(graph, x, r, index, variable)
             if not members:
                 continue
-            bound = lipschitz(graph, x, members) if weights else None
+            bound, why = lipschitz(graph, x, members) if weights else (None, "")
             j = judgements[k]
             if bound is None or bound >= 1:
-                why = (
-                    "weights not read"
-                    if not weights
-                    else ("no bound" if bound is None else f"bound {bound:.3g}")
-                )
+                why = ("weights not read" if not weights else f"no bound: {why}"
+                       if bound is None else f"bound {bound:.3g}, not < 1")
                 j.conditions.append(f"Lip(f) < 1 for the residual branch {r} ({why})")
                 continue
             j.recover[slot] = ALONE

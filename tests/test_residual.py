@@ -1,0 +1,97 @@
+"""Residuals x + f(x): S when the weights bound Lip(f) below 1, else gray saying why."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from transformers.activations import NewGELUActivation  # noqa: E402
+
+from bwsk import zoo  # noqa: E402
+from bwsk.analysis import analyze  # noqa: E402
+from bwsk.analysis.residual import _coverage  # noqa: E402
+from bwsk.frontends.torch import graph_of  # noqa: E402
+
+nn = torch.nn
+
+
+class MlpResidual(nn.Module):
+    """x + W2 gelu_tanh(W1 x + b1) + b2, GPT-2's MLP sublayer without its layer norm."""
+
+    def __init__(self, width: int, scale: float):
+        super().__init__()
+        self.fc, self.act, self.proj = nn.Linear(6, width), NewGELUActivation(), nn.Linear(width, 6)
+        with torch.no_grad():  # spectral norms exactly `scale` each
+            for lin in (self.fc, self.proj):
+                lin.weight.mul_(scale / torch.linalg.matrix_norm(lin.weight, 2))
+
+    def forward(self, x):
+        return x + self.proj(self.act(self.fc(x)))
+
+
+def _residual_add(analysis):
+    [node] = [n for n in analysis.nodes if any("Lip" in c or "contraction" in c
+                                               for c in n.conditions)]
+    return node
+
+
+def test_scaled_down_weights_prove_the_residual_injective_and_invert_it():
+    torch.manual_seed(0)
+    model, x = MlpResidual(12, 0.8).eval(), torch.randn(3, 6)
+    analysis = analyze(graph_of(model, (x,)))
+    assert analysis.verdict == "S", analysis.reason
+    [cond] = [c for c in _residual_add(analysis).conditions if "contraction" in c]
+    assert f"Lip(f) <= {0.8 * 1.13 * 0.8:.3g} < 1" in cond  # the product of the slopes
+    with torch.no_grad():
+        y = model(x).numpy()
+    back = analysis.inverse(y)
+    np.testing.assert_allclose(next(iter(back.values())), x.numpy(), atol=1e-4)
+
+
+def test_weights_too_large_leave_it_gray_with_the_bound():
+    torch.manual_seed(0)
+    model, x = MlpResidual(12, 1.5).eval(), torch.randn(3, 6)
+    graph = graph_of(model, (x,))
+    analysis = analyze(graph)
+    assert analysis.verdict == "GRAY"
+    [cond] = _residual_add(analysis).conditions
+    assert cond.startswith("Lip(f) < 1 for the residual branch") and "not < 1" in cond
+    assert f"bound {1.5 * 1.13 * 1.5:.3g}" in cond
+    [cond] = _residual_add(analyze(graph, weights=False)).conditions
+    assert cond.endswith("(weights not read)")
+
+
+def test_gpt2_residuals_are_tried_and_say_why_no_bound_exists():
+    model, inputs = zoo.build_model("gpt2", layers=2, d_model=32, heads=2, vocab=50)
+    analysis = analyze(graph_of(model, inputs))
+    residuals = [n for n in analysis.nodes if any("Lip(f) < 1" in c for c in n.conditions)]
+    assert len(residuals) == 4  # attention and MLP sublayer, per layer
+    for node in residuals:
+        assert node.verdict == "K"  # as a node: an add of two variables
+        [cond] = node.conditions
+        assert "layernorm" in cond and "1/sqrt(eps)" in cond
+    attention = [n.conditions[0] for n in residuals[::2]]
+    assert all("multiplies two variables" in c for c in attention)
+    layers = [b for b in analysis.blocks if b.kind == "layer"]
+    assert layers and all(b.verdict == "GRAY" for b in layers)
+    assert all(any("Lip(f) < 1" in c for c in b.conditions) for b in layers)
+
+
+def test_overlapping_max_pool_slope_needs_the_coverage_factor():
+    """One element in three windows: a spike moves three outputs, so slope 1 would be
+    unsound; sqrt(3) holds on random pairs."""
+    pool = lambda t: torch.nn.functional.max_pool1d(t, 3, 1)  # noqa: E731
+    assert _coverage({"kernel_shape": [3], "strides": [1]}) == 3
+    assert _coverage({"kernel_shape": [2, 2], "strides": [2, 2]}) == 1
+    spike = torch.zeros(1, 1, 7)
+    spike[0, 0, 3] = 1.0
+    assert pool(spike).norm() / spike.norm() == pytest.approx(math.sqrt(3))
+    torch.manual_seed(0)
+    a, b = torch.randn(50, 1, 9), torch.randn(50, 1, 9)
+    ratios = (pool(a) - pool(b)).flatten(1).norm(dim=1) / (a - b).flatten(1).norm(dim=1)
+    assert ratios.max() <= math.sqrt(3)
