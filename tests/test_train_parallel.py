@@ -67,7 +67,7 @@ def _assert_parallel_outputs(out: Path, run, axis: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("axis", ["dp", "tp", "sp"])  # pp: the resumed run below
+@pytest.mark.parametrize("axis", ["tp", "sp"])  # dp: test_train_dist.py; pp: the resumed run below
 def test_each_axis_trains_the_one_process_curve(tmp_path, data, reference, axis):
     out = tmp_path / axis
     run = torchrun([*ARGS, "--parallel", axis, "--data", data, "--out", str(out)])
