@@ -211,6 +211,9 @@ def test_summary_and_picture():
     assert text == ("per layer (3 layers, m.h.0 .. m.h.2): 1 all-reduce fwd (4 KiB), "
                     "1 all-reduce bwd (4 KiB)")
     assert [p["where"] for p in rest] == ["head"]
+    text, rest = layer_summary([*pts, {**pts[0], "where": "m.h.3.attn"}])  # planned otherwise
+    assert text.startswith("per layer (3 of 4 layers, m.h.0 .. m.h.2): 1 all-reduce fwd")
+    assert [p["where"] for p in rest] == ["m.h.3.attn"]
     dot = to_dot(mlp(), axis_report(mlp(), "tensor", 2))
     assert dot.count("subgraph cluster_") == 2  # split where the input gradient syncs
     assert 'color=red' in dot

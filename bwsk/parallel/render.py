@@ -33,9 +33,14 @@ def _signature(points: list[dict], layer: str) -> tuple:
 
 
 def layer_summary(sync: list[dict]) -> tuple[str | None, list[dict]]:
-    """("per layer: ...", the sync points outside repeated layers) or (None, all points)."""
-    layers = per_layer(sync)
-    if len(layers) < 2 or len({_signature(v, k) for k, v in layers.items()}) != 1:
+    """("per layer: ...", the other sync points) or (None, all points). The layers summarized
+    are the largest group planned alike; a layer planned otherwise (OPT's first, fed by
+    split embeddings) is listed point by point with the rest."""
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for k, v in per_layer(sync).items():
+        groups.setdefault(_signature(v, k), {})[k] = v
+    layers = max(groups.values(), key=len, default={})
+    if len(layers) < 2:
         return None, sync
     first = next(iter(layers.values()))
     counts: Counter = Counter()
@@ -54,7 +59,9 @@ def layer_summary(sync: list[dict]) -> tuple[str | None, list[dict]]:
         parts.append(f"{n} {key[2].replace('_', '-')} {key[1]} ({each}{extra})")
     inside = {id(p) for pts in layers.values() for p in pts}
     names = list(layers)
-    text = f"per layer ({len(names)} layers, {names[0]} .. {names[-1]}): {', '.join(parts)}"
+    total = sum(len(group) for group in groups.values())
+    count = f"{len(names)} layers" if total == len(names) else f"{len(names)} of {total} layers"
+    text = f"per layer ({count}, {names[0]} .. {names[-1]}): {', '.join(parts)}"
     return text, [p for p in sync if id(p) not in inside]
 
 
