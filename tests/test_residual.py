@@ -95,3 +95,21 @@ def test_overlapping_max_pool_slope_needs_the_coverage_factor():
     a, b = torch.randn(50, 1, 9), torch.randn(50, 1, 9)
     ratios = (pool(a) - pool(b)).flatten(1).norm(dim=1) / (a - b).flatten(1).norm(dim=1)
     assert ratios.max() <= math.sqrt(3)
+
+
+def test_broadcasting_and_variable_denominators_get_no_bound():
+    """x + c with c of shape (3, 2) copies x three times (slope sqrt 3); c / x is
+    unbounded: neither may pass for slope 1 or 1/|c|."""
+    from bwsk.analysis.residual import lipschitz
+    from bwsk.ir import Graph, Node, Value
+
+    c = np.ones((3, 2), np.float32)
+    values = {"x": Value("x", (2,)), "c": Value("c", (3, 2), const=c),
+              "d": Value("d", (2,), const=c[0]), "y": Value("y", (3, 2)), "z": Value("z", (2,))}
+    for node, why in ((Node("b", "add", ["x", "c"], ["y"]), "broadcasts"),
+                      (Node("q", "div", ["d", "x"], ["z"]), "no Lipschitz bound")):
+        graph = Graph("g", ["x"], node.outputs, values, [node])
+        bound, reason = lipschitz(graph, "x", [0])
+        assert bound is None and why in reason
+    graph = Graph("g", ["x"], ["z"], values, [Node("q", "div", ["x", "d"], ["z"])])
+    assert lipschitz(graph, "x", [0]) == (1.0, "")

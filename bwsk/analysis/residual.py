@@ -93,10 +93,12 @@ def _node_bound(graph: Graph, node: Node, lips: dict) -> float | None:
         return abs(float(node.attrs.get("alpha", 0.2))) * ins[0]
     if node.op == "max_pool" and len(var) == 1 and node.attrs.get("kernel_shape"):
         return np.sqrt(_coverage(node.attrs)) * ins[0]
+    if node.op in ("add", "sub", "mul", "div", "sum") and _broadcasts(graph, node, var):
+        return None  # a variable copied k times along a new axis has slope sqrt(k)
     if node.op in ("add", "sub", "concat", "sum"):
         return float(sum(ins))
     consts = [graph.values[i].const for i in node.inputs if i and graph.is_const(i)]
-    scaled = node.op == "mul" and len(var) == 1 or node.op == "div" and var == node.inputs[:1]
+    scaled = (node.op == "mul" and len(var) == 1) or (node.op == "div" and var == node.inputs[:1])
     if scaled and consts:  # x * c or x / c; c / x is no contraction
         c = np.abs(np.asarray(consts[0], np.float64))
         return float((c.max() if node.op == "mul" else 1 / c.min()) * ins[0])
@@ -104,6 +106,17 @@ def _node_bound(graph: Graph, node: Node, lips: dict) -> float | None:
         alpha = abs(float(node.attrs.get("alpha", 1.0)))
         return alpha * _norm2(consts[0]) * ins[0]
     return None
+
+
+def _broadcasts(graph: Graph, node: Node, var: list[str]) -> bool:
+    """Whether the output has more elements than a variable input (or a shape is unknown)."""
+    def numel(name: str) -> int | None:
+        shape = graph.values[name].shape if name in graph.values else None
+        ok = shape is not None and all(isinstance(d, int) for d in shape)
+        return int(np.prod(shape, dtype=np.int64)) if ok else None
+
+    out = numel(node.outputs[0])
+    return out is None or any(numel(v) is None or numel(v) < out for v in var)
 
 
 _NORMS = ("layernorm", "rmsnorm", "groupnorm", "instancenorm", "lp_normalization")
@@ -117,6 +130,9 @@ def _unbounded(graph: Graph, node: Node) -> str:
     if len(graph.variable_inputs(node)) > 1 and node.op not in ("add", "sub", "concat", "sum"):
         return (f"{node.op} {node.name} multiplies two variables (as attention does), which "
                 "is not globally Lipschitz")
+    var = [node.inputs[i] for i in graph.variable_inputs(node)]
+    if node.op in ("add", "sub", "mul", "div", "sum") and _broadcasts(graph, node, var):
+        return f"{node.op} {node.name} broadcasts its input to more elements (or shapes unknown)"
     return f"no Lipschitz bound known for {node.op} {node.name}"
 
 
