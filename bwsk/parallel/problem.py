@@ -68,9 +68,10 @@ def allowed(axis: str, seeds: Seeds, cls: int) -> bool:
     return cls not in seeds.batch  # sequence: the tensor axis's classes plus the tokens
 
 
-# What each axis is for, as a price per byte of a value left unsharded: data parallelism
-# splits the batch's activations, tensor parallelism the weight matrices, and sequence
-# parallelism both, preferring (a tie-break) activations split along the tokens.
+# What each axis is for, as a price per byte of a value left whole (replicated): data
+# parallelism splits the batch's activations, tensor parallelism the weight matrices, and
+# sequence parallelism both, preferring activations split along the tokens (the problem's
+# "preferred" classes: split on another class, a value pays a tie-breaking sliver).
 MUST, PREFER = 1e3, 1e-1
 
 

@@ -154,6 +154,7 @@ bool Solver::assign(std::size_t n, Strategy st, std::vector<I32>& in, std::vecto
         else if (lin == Linear::Multilinear && I32(i) == st.arg) in[i] = kPartial, in_has = true;
         else if (lin == Linear::Multilinear) gp[i] = has_grad(v);
         else if (lin == Linear::Additive && variable) in[i] = kPartial, in_has = true;
+        // (a replicated addend, a bias, joins the partial sum on one rank: no collective)
     }
     std::fill(out.begin(), out.end(), kPartial);
     return in_has;
