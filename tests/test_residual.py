@@ -77,6 +77,10 @@ def test_gpt2_residuals_are_tried_and_say_why_no_bound_exists():
         assert "layernorm" in cond and "1/sqrt(eps)" in cond
     attention = [n.conditions[0] for n in residuals[::2]]
     assert all("multiplies two variables" in c for c in attention)
+    blocks = [b for b in analysis.blocks if b.kind == "residual"]  # x -> x + f(x) itself
+    assert [b.name.rsplit(":", 1)[1] for b in blocks] == [n.name for n in residuals]
+    assert all(b.verdict == "GRAY" and "Lip(f) < 1" in b.conditions[0] for b in blocks)
+    assert [b.repeat_of for b in blocks[2:]] == [b.name for b in blocks[:2]]
     layers = [b for b in analysis.blocks if b.kind == "layer"]
     assert layers and all(b.verdict == "GRAY" for b in layers)
     assert all(any("Lip(f) < 1" in c for c in b.conditions) for b in layers)

@@ -136,7 +136,19 @@ def subgraph(graph: Graph, members: list[int], name: str, shape: Cut) -> Graph:
     return sub
 
 
-def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdict]:
+def _candidates(graph: Graph, residuals: dict[int, list[int]]):
+    """(name, kind, members): every module scope, then every residual x -> x + f(x) (the
+    add and its branch; named after the add, as a sublayer has no scope of its own)."""
+    for name, members in scopes(graph).items():
+        yield name, kind_of(name, members), members
+    for k, members in residuals.items():
+        node = graph.nodes[k]
+        prefix = f"{node.scope}." if node.scope else ""
+        yield f"{prefix}residual:{node.name}", "residual", sorted({*members, k})
+
+
+def block_verdicts(graph: Graph, judgements: list[Judgement],
+                   residuals: dict[int, list[int]] | None = None) -> list[BlockVerdict]:
     """Each block with two or more nodes that is not the whole model; a block structurally
     equal to an earlier S or gray one (same signature and per-node facts, see ``Cut``) takes
     its verdict as ``repeat_of``; a repeat of a K block replays its witness plan on its own
@@ -144,7 +156,7 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
     out: list[BlockVerdict] = []
     readers, keys = consumers(graph), node_keys(graph)
     first: dict[tuple, tuple[str, Analysis]] = {}
-    for name, members in scopes(graph).items():
+    for name, kind, members in _candidates(graph, residuals or {}):
         if len(members) < 2 or len(members) == len(graph.nodes):
             continue
         shape = cut(graph, members, keys, readers, judgements)
@@ -153,12 +165,12 @@ def block_verdicts(graph: Graph, judgements: list[Judgement]) -> list[BlockVerdi
         nodes = [graph.nodes[k].name for k in members]
         src, seen = first.get(shape.signature, (None, None))
         if seen is not None and seen.verdict != "K":
-            out.append(BlockVerdict(name, kind_of(name, nodes), nodes, seen.verdict, seen.reason,
+            out.append(BlockVerdict(name, kind, nodes, seen.verdict, seen.reason,
                                     seen.conditions, repeat_of=src))
             continue
         result = _judge_block(graph, members, name, shape, judgements, seen)
         first.setdefault(shape.signature, (name, result))
-        out.append(BlockVerdict(name, kind_of(name, nodes), nodes, result.verdict, result.reason,
+        out.append(BlockVerdict(name, kind, nodes, result.verdict, result.reason,
                                 result.conditions, repeat_of=src, witness=result.witness))
     return out
 

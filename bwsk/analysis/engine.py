@@ -166,24 +166,25 @@ def analyze(model: Any, *, weights: bool = True, input_shapes: dict | None = Non
 
 def _analyze(graph: Graph, weights: bool) -> Analysis:
     judgements = [judge(graph, n, weights) for n in graph.nodes]
-    residual.upgrade(graph, judgements, weights)
+    residuals = residual.upgrade(graph, judgements, weights)
     try:
         runner = Runner(graph)
     except UnsupportedModelError:
         runner = None
     analysis = prove(graph, judgements, runner)
     analysis.extra["weights"] = weights
-    _attach_blocks(analysis, judgements)
+    _attach_blocks(analysis, judgements, residuals)
     _attach_term(analysis)
     return analysis
 
 
-def _attach_blocks(analysis: Analysis, judgements: list[Judgement]) -> None:
+def _attach_blocks(analysis: Analysis, judgements: list[Judgement],
+                   residuals: dict[int, list[int]]) -> None:
     try:
         from bwsk.analysis.blocks import block_verdicts
     except ImportError:
         return
-    analysis.blocks = block_verdicts(analysis.graph, judgements)
+    analysis.blocks = block_verdicts(analysis.graph, judgements, residuals)
 
 
 def _attach_term(analysis: Analysis) -> None:

@@ -154,8 +154,10 @@ def lipschitz(graph: Graph, x: str, members: list[int]) -> tuple[float | None, s
     return (float(out), "") if np.isfinite(out) else (None, "; ".join(why.values()))
 
 
-def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> None:
-    """Marks residual adds whose branch is a proved contraction as invertible in x."""
+def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> dict[int, list[int]]:
+    """Marks residual adds whose branch is a proved contraction as invertible in x; returns,
+    per residual add, its branch's nodes (the residual block x -> x + f(x) is judged whole)."""
+    found: dict[int, list[int]] = {}
     index = {id(n): k for k, n in enumerate(graph.nodes)}
     variable = set(graph.inputs)
     for node in graph.nodes:
@@ -169,6 +171,7 @@ def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> None:
             members = branch(graph, x, r, index, variable)
             if not members:
                 continue
+            found[k] = members
             bound, why = lipschitz(graph, x, members) if weights else (None, "")
             j = judgements[k]
             if bound is None or bound >= 1:
@@ -180,6 +183,7 @@ def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> None:
             j.conditions.append(f"residual branch is a contraction: Lip(f) <= {bound:.3g} < 1")
             j.invert = _fixed_point(graph, x, r, members, j.invert)
             break
+    return found
 
 
 def _fixed_point(graph: Graph, x: str, r: str, members: list[int], plain):
