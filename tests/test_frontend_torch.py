@@ -251,8 +251,7 @@ class _SpelledGelu(torch.nn.Module):
         self.cubic, self.leak = cubic, leak
 
     def forward(self, x):
-        cube = x * x * x if self.leak else torch.pow(x, 3.0)
-        inner = math.sqrt(2 / math.pi) * (x + self.cubic * cube)
+        inner = math.sqrt(2 / math.pi) * (x + self.cubic * torch.pow(x, 3.0))
         out = 0.5 * (x * (1.0 + torch.tanh(inner)))
         return out + inner if self.leak else out
 
