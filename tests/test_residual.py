@@ -117,3 +117,18 @@ def test_broadcasting_and_variable_denominators_get_no_bound():
         assert bound is None and why in reason
     graph = Graph("g", ["x"], ["z"], values, [Node("q", "div", ["x", "d"], ["z"])])
     assert lipschitz(graph, "x", [0]) == (1.0, "")
+
+
+def test_gemm_bound_only_through_its_matrix_operands():
+    """gemm(A, B, C) with a variable C is beta * C: the norm of A says nothing about it."""
+    from bwsk.analysis.residual import lipschitz
+    from bwsk.ir import Graph, Node, Value
+
+    a = np.full((2, 2), 0.1, np.float32)
+    values = {"a": Value("a", (2, 2), const=a), "b": Value("b", (2, 2), const=a),
+              "x": Value("x", (2, 2)), "y": Value("y", (2, 2))}
+    node = Node("g", "gemm", ["a", "b", "x"], ["y"], {"beta": 5.0})
+    assert lipschitz(Graph("g", ["x"], ["y"], values, [node]), "x", [0])[0] is None
+    node = Node("g", "gemm", ["x", "b", "a"], ["y"], {"alpha": 2.0})
+    bound = lipschitz(Graph("g", ["x"], ["y"], values, [node]), "x", [0])[0]
+    assert bound == pytest.approx(2 * 0.2, rel=1e-5)

@@ -102,7 +102,9 @@ def _node_bound(graph: Graph, node: Node, lips: dict) -> float | None:
     if scaled and consts:  # x * c or x / c; c / x is no contraction
         c = np.abs(np.asarray(consts[0], np.float64))
         return float((c.max() if node.op == "mul" else 1 / c.min()) * ins[0])
-    if node.op in ("matmul", "gemm") and len(var) == 1 and consts and consts[0].ndim == 2:
+    factor = len(var) == 1 and (node.op == "matmul" or (node.op == "gemm"
+                                                        and var[0] in node.inputs[:2]))
+    if factor and consts and consts[0].ndim == 2:  # a variable gemm C is scaled by beta only
         alpha = abs(float(node.attrs.get("alpha", 1.0)))
         return alpha * _norm2(consts[0]) * ins[0]
     return None

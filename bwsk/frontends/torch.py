@@ -5,6 +5,7 @@ The ATen graph is walked once. Everything that does not depend on the user's
 inputs (parameters, masks built from positions, shape arithmetic) is evaluated and becomes
 a constant; everything else is mapped onto bwsk's atoms by ``aten_atoms``. Parameters and
 buffers keep their fully qualified names; each node's ``scope`` is its module path.
+Activations written out op by op (GPT-2's tanh GELU) are fused into their atom (``fuse``).
 """
 
 from __future__ import annotations
