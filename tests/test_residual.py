@@ -132,3 +132,38 @@ def test_gemm_bound_only_through_its_matrix_operands():
     node = Node("g", "gemm", ["x", "b", "a"], ["y"], {"alpha": 2.0})
     bound = lipschitz(Graph("g", ["x"], ["y"], values, [node]), "x", [0])[0]
     assert bound == pytest.approx(2 * 0.2, rel=1e-5)
+
+
+class _Branch(nn.Module):
+    """x + f(x) for a chosen f, so the bound of f can be set against measured slopes."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return x + self.f(x)
+
+
+@pytest.mark.parametrize("f", [
+    nn.Sequential(nn.Linear(8, 16), nn.GELU(approximate="tanh"), nn.Linear(16, 8)),
+    nn.Sequential(nn.Linear(8, 8), nn.Softmax(-1), nn.Tanh(), nn.Linear(8, 8)),
+    nn.Sequential(nn.Unflatten(1, (1, 8)), nn.MaxPool1d(3, 1, padding=1), nn.Flatten(),
+                  nn.LeakyReLU(-1.5), nn.Hardtanh()),
+], ids=["mlp", "softmax", "max_pool"])
+def test_branch_bound_is_never_below_a_measured_slope(f):
+    from bwsk.analysis.residual import lipschitz, upgrade
+    from bwsk.catalogue import judge
+
+    torch.manual_seed(1)
+    model = _Branch(f).eval()
+    graph = graph_of(model, (torch.randn(4, 8),))
+    [(k, members)] = upgrade(graph, [judge(graph, n) for n in graph.nodes], True).items()
+    bound, why = lipschitz(graph, graph.inputs[0], members)
+    assert bound is not None, why
+    a = torch.randn(4000, 8) * 3
+    b = a + torch.randn(4000, 8) * torch.logspace(-3, 0, 4000)[:, None]
+    with torch.no_grad():
+        slopes = (f(a) - f(b)).norm(dim=1) / (a - b).norm(dim=1)
+    assert slopes.max() <= bound
+    assert slopes.max() > bound / 50  # the bound is not vacuous

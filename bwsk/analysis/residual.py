@@ -35,6 +35,7 @@ _UNIT = {
     "split": 1.0,
     "mish": 1.09,
     "leaky_relu": 1.0,  # times max(|alpha|, 1)
+    "clip": 1.0,  # with constant bounds (variable bounds are further variable inputs)
     "softmax": 1.0,  # its Jacobian diag(p) - p p^T has spectral norm <= 1/2
 }
 MAX_ITER, TOL = 500, 1e-7
