@@ -43,6 +43,10 @@ def _worker(rank: int, port: int, plans: dict, out_dir: str) -> None:
     res = {"ref": V.reference(V.linear_gpt2, ids, targets)}
     for axis in ("tensor", "sequence"):
         res[axis] = V.run_tensor(V.tiny_gpt2, plans[axis], mesh, ids, targets)
+    res["tied_ref"] = V.reference(V.linear_tied_gpt2, ids, targets)
+    for axis in ("tensor", "sequence"):
+        res[f"tied_{axis}"] = V.run_tensor(V.tied_gpt2, plans[f"tied_{axis}"], mesh, ids,
+                                           targets)
     res["data"] = V.run_data(V.tiny_gpt2, plans["data"], mesh, ids, targets)
     res["ref_hf"] = V.reference(V.tiny_gpt2, ids, targets)
     res["pipeline"] = V.run_pipeline(V.tiny_gpt2, plans["pipeline"], mesh, ids, targets, MICRO)
@@ -71,6 +75,15 @@ def report():
 
 
 @pytest.fixture(scope="module")
+def tied_report():
+    """GPT-2 as shipped: lm_head.weight is transformer.wte.weight."""
+    from bwsk.parallel import plan
+    from bwsk.parallel.verify import tied_gpt2
+
+    return plan(tied_gpt2(), WORLD, ["tensor", "sequence"], batch=4, seq_len=8)
+
+
+@pytest.fixture(scope="module")
 def bn_report():
     from bwsk.parallel import plan
     from bwsk.parallel.verify import bn_mlp
@@ -82,11 +95,13 @@ def bn_report():
 
 
 @pytest.fixture(scope="module")
-def runs(report, tmp_path_factory):
+def runs(report, tied_report, tmp_path_factory):
     import torch.multiprocessing as mp
 
     out = tmp_path_factory.mktemp("dist")
     plans = {a["axis"]: {"axis": a["axis"], "plan": a["plan"]} for a in report["axes"]}
+    plans.update({f"tied_{a['axis']}": {"axis": a["axis"], "plan": a["plan"]}
+                  for a in tied_report["axes"]})
     mp.spawn(_worker, args=(_free_port(), plans, str(out)), nprocs=WORLD, join=True)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
@@ -125,6 +140,28 @@ def test_tensor_axes_match_reference_and_report(runs, report, axis):
         _close_grads(got["grads"], ref["grads"], _unpermute)
     counts, nbytes = _reported(_axis(report, axis))
     measured = runs[0][axis]
+    assert Counter(measured["counts"]) == counts
+    assert Counter(measured["bytes"]) == nbytes
+
+
+@pytest.mark.parametrize("axis", ["tensor", "sequence"])
+def test_tied_weights_keep_one_layout_and_match_reference_and_report(runs, tied_report, axis):
+    """GPT-2's tied wte/lm_head: the plan splits the one table one way (by vocabulary: a
+    vocab-parallel embedding and a column-parallel head; or by hidden size: a hidden-split
+    embedding and a row-parallel head), the engine holds one tensor, its gradient is the
+    sum of both uses, and what is sent is exactly what the report lists."""
+    entry = _axis(tied_report, axis)
+    assert (entry["plan"]["transformer.wte"], entry["plan"]["lm_head"]) in {
+        ("rowwise", "colwise"), ("colwise", "rowwise")}
+    ref = runs[0]["tied_ref"]
+    assert "lm_head.weight" not in ref["grads"]  # one parameter, one gradient
+    for rank in range(WORLD):
+        got = runs[rank][f"tied_{axis}"]
+        torch.testing.assert_close(got["logits"], ref["logits"], **TOL)
+        assert set(got["grads"]) == set(ref["grads"])
+        _close_grads(got["grads"], ref["grads"], _unpermute)
+    counts, nbytes = _reported(entry)
+    measured = runs[0][f"tied_{axis}"]
     assert Counter(measured["counts"]) == counts
     assert Counter(measured["bytes"]) == nbytes
 

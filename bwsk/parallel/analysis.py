@@ -17,6 +17,7 @@ from bwsk.parallel.classes import Classes, classes_of
 from bwsk.parallel.problem import PARTIAL, build, parameter_of, seeds_of
 from bwsk.parallel.reconcile import per_module
 from bwsk.parallel.sharding_rules import shape
+from bwsk.parallel.tied import agree
 
 PHASES = ("fwd", "bwd", "optim")
 COLLECTIVES = (None, "all_reduce", "all_gather", "reduce_scatter", "all_to_all")
@@ -30,7 +31,8 @@ def search_axis(g: Graph, cls: Classes, axis: str, world: int, params: set[str],
 
     problem, names = build(g, cls, axis, world, params, itemsize)
     try:
-        out = _core.calm_search(problem)
+        out = agree(problem, names, g, cls.dims, params, _core.calm_search(problem),
+                    _core.calm_search)
     except ValueError as exc:
         raise PlanError(str(exc)) from None
     states = dict(zip(names, out["value_state"], strict=True))

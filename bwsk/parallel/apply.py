@@ -50,7 +50,40 @@ def _apply_tensor(model: nn.Module, plan: dict, mesh, *, sequence: bool) -> nn.M
     styles = _styles(model, plan, sequence)
     if not styles:
         raise PlanError("the plan shards no module on the tensor axis")
-    return parallelize_module(model, mesh, styles)
+    groups = tied_groups(model)
+    model = parallelize_module(model, mesh, styles)
+    retie(model, groups)
+    return model
+
+
+def tied_groups(model: nn.Module) -> list[list[str]]:
+    """Names of each parameter the model holds under several (GPT-2's wte and lm_head)."""
+    groups: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(p), []).append(name)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def retie(model: nn.Module, groups: list[list[str]]) -> None:
+    """Tie each group again: parallelize_module shards module by module, so a tied weight
+    comes out as one sharded copy per module. The planner gives a tied weight one layout
+    (bwsk.parallel.tied); a plan that lays it out two ways would need two copies with
+    summed gradients, which the report does not price, so it is refused."""
+    for first, *others in groups:
+        keep = model.get_parameter(first)
+        for name in others:
+            mine = getattr(model.get_parameter(name), "placements", None)
+            if mine != getattr(keep, "placements", None):
+                raise PlanError(f"the plan lays out tied weight {first} two ways "
+                                f"({_layout(keep)} and {_layout(model.get_parameter(name))} "
+                                f"as {name}); give its modules one layout")
+            path, _, leaf = name.rpartition(".")
+            setattr(model.get_submodule(path), leaf, keep)
+
+
+def _layout(p) -> str:
+    placements = getattr(p, "placements", None)
+    return "replicated" if placements is None else ", ".join(map(str, placements))
 
 
 def _styles(model: nn.Module, plan: dict, sequence: bool) -> dict:
@@ -90,13 +123,16 @@ def _matrix_style(model, name, module, choice, plan, sequence):
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
 
     embedding = isinstance(module, nn.Embedding)
+    parent = name.rpartition(".")[0]
+    partner = "colwise" if choice == "rowwise" else "rowwise"
+    paired = any(k.rpartition(".")[0] == parent and v == partner for k, v in plan.items())
     if choice == "rowwise":
         if sequence:
             return RowwiseParallel(input_layouts=Replicate() if embedding else Shard(-1),
                                    output_layouts=Shard(1), use_local_output=False)
-        return RowwiseParallel(input_layouts=Replicate()) if embedding else RowwiseParallel()
-    parent = name.rpartition(".")[0]
-    paired = any(k.rpartition(".")[0] == parent and v == "rowwise" for k, v in plan.items())
+        # an unpaired head (GPT-2's lm_head tied to a hidden-split table) splits its whole input
+        whole = embedding or not paired
+        return RowwiseParallel(input_layouts=Replicate()) if whole else RowwiseParallel()
     output = {} if paired else {"output_layouts": Replicate()}
     if sequence and not embedding:
         return ColwiseParallel(input_layouts=Shard(1), **output)

@@ -139,22 +139,31 @@ def init(rank: int, world: int, port: int):
     return init_device_mesh("cpu", (world,))
 
 
-def tiny_gpt2() -> nn.Module:
+def tiny_gpt2(tied: bool = False) -> nn.Module:
     """A 2-layer GPT-2 (E=32, 4 heads, vocab 64), dropout 0, the same on every rank;
-    every parameter trainable, position embeddings included, as in real training."""
+    every parameter trainable, position embeddings included, as in real training. With
+    ``tied``, lm_head is the token table, as in real GPT-2."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
     config = GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=64, n_positions=16,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False,
-                        tie_word_embeddings=False)
+                        tie_word_embeddings=tied)
     return GPT2LMHeadModel(config)
 
 
-def linear_gpt2() -> nn.Module:
+def tied_gpt2() -> nn.Module:
+    return tiny_gpt2(tied=True)
+
+
+def linear_gpt2(tied: bool = False) -> nn.Module:
     from bwsk.parallel.hf import conv1d_to_linear
 
-    return conv1d_to_linear(tiny_gpt2())
+    return conv1d_to_linear(tiny_gpt2(tied))
+
+
+def linear_tied_gpt2() -> nn.Module:
+    return linear_gpt2(tied=True)
 
 
 def bn_mlp() -> nn.Module:

@@ -58,7 +58,6 @@ void Solver::emit(Plan& plan) const {
         plan.records.push_back({v, I32(n), Phase::Fwd, Coll::AllReduce, p_.node_stat_bytes[n]});
         plan.records.push_back({v, I32(n), Phase::Bwd, Coll::AllReduce, p_.node_stat_bytes[n]});
     }
-    for (const Record& r : plan.records) plan.cost += wire(r.coll, r.bytes);
 }
 
 }  // namespace bwsk::calm::detail

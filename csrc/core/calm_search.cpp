@@ -152,6 +152,7 @@ Plan Solver::run() {
     chosen_ = best_chosen;
     collect_demands();
     emit(best);
+    best.cost = best_cost;
     return best;
 }
 
