@@ -265,3 +265,37 @@ def test_batchnorm_is_a_data_sync_point_and_matters(runs, bn_report):
                   "in torch 2.13. The report states its all-gathers (see test_parallel_plan.py).")
 def test_context_parallel_attention():
     raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def one_rank_mesh():
+    """A gloo group of one process: enough for DTensor placements and their bookkeeping."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0,
+                            world_size=1)
+    yield init_device_mesh("cpu", (1,))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("head_dim", [0, 1])
+def test_apply_reties_a_weight_sharded_alike_and_refuses_two_layouts(one_rank_mesh, head_dim):
+    """parallelize_module leaves one sharded copy per module of a tied weight: one layout is
+    tied again; two would need copies with summed gradients, so such a plan is refused."""
+    from torch import nn
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    from bwsk.errors import PlanError
+    from bwsk.parallel.apply import retie
+
+    model = nn.ModuleDict({"emb": nn.Embedding(8, 4), "head": nn.Linear(4, 8, bias=False)})
+    w = torch.randn(8, 4)
+    for name, dim in (("emb", 0), ("head", head_dim)):
+        model[name].weight = nn.Parameter(distribute_tensor(w, one_rank_mesh, [Shard(dim)]))
+    if head_dim:
+        with pytest.raises(PlanError, match="tied weight emb.weight two ways"):
+            retie(model, [["emb.weight", "head.weight"]])
+    else:
+        retie(model, [["emb.weight", "head.weight"]])
+        assert model["head"].weight is model["emb"].weight

@@ -309,6 +309,51 @@ def test_partial_sums_of_two_modules_are_reconciled_per_module():
     assert one == [fwd]
 
 
+def tied_lm(vocab: int = 64) -> Graph:
+    """A token table looked up and then, transposed, used as the output head (GPT-2's tie)."""
+    g = _graph([Node("tok", "gather", ["tok.weight", "x"], ["e"], scope="tok"),
+                Node("act", "tanh", ["e"], ["h"], scope="act"),
+                Node("head", "matmul", ["h", "tok.weight.T"], ["y"], scope="head")],
+               {"x": ((B, E), False), "tok.weight": ((vocab, F), True),
+                "tok.weight.T": ((F, vocab), True), "e": ((B, E, F), False),
+                "h": ((B, E, F), False), "y": ((B, E, vocab), False)})
+    g.values["x"] = Value("x", (B, E), "int64", None)
+    return g
+
+
+ONE_LAYOUT = {("rowwise", "colwise"), ("colwise", "rowwise")}  # both by vocab, or by hidden
+
+
+@pytest.mark.parametrize("axis", ["tensor", "sequence"])
+def test_a_tied_table_gets_one_layout(monkeypatch, axis):
+    """Searched freely, the table splits by hidden size for the lookup and by vocabulary for
+    the head: one parameter, two layouts. The planner searches again with each layout the
+    two uses can share and keeps the cheapest."""
+    import bwsk.parallel.analysis as analysis
+
+    plan = axis_report(tied_lm(), axis, 2)["plan"]
+    assert (plan["tok"], plan["head"]) in ONE_LAYOUT
+    monkeypatch.setattr(analysis, "agree", lambda *args: args[5])
+    free = axis_report(tied_lm(), axis, 2)["plan"]
+    assert (free["tok"], free["head"]) not in ONE_LAYOUT
+
+
+def test_tied_gpt2_plans_one_layout_for_wte_and_lm_head():
+    """The issue's tiny GPT-2 with its real tie: vocab-parallel embedding and head."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from bwsk.parallel import plan
+
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=1000, n_positions=16,
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False)
+    report = plan(GPT2LMHeadModel(config), 2, ["tensor", "sequence"], batch=4, seq_len=16)
+    for entry in report["axes"]:
+        assert (entry["plan"]["transformer.wte"], entry["plan"]["lm_head"]) == (
+            "rowwise", "colwise")
+        assert not [p for p in entry["sync_points"] if "wte.weight" in p["where"]
+                    or "lm_head.weight" in p["where"]]  # one tensor: nothing to reconcile
+
+
 COLD = """
 import sys
 from bwsk.cli import main

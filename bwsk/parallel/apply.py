@@ -57,11 +57,12 @@ def _apply_tensor(model: nn.Module, plan: dict, mesh, *, sequence: bool) -> nn.M
 
 
 def tied_groups(model: nn.Module) -> list[list[str]]:
-    """Names of each parameter the model holds under several (GPT-2's wte and lm_head)."""
+    """Parameter names grouped by tensor, first name first: a tied weight (GPT-2's wte and
+    lm_head) has several."""
     groups: dict[int, list[str]] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         groups.setdefault(id(p), []).append(name)
-    return [g for g in groups.values() if len(g) > 1]
+    return list(groups.values())
 
 
 def retie(model: nn.Module, groups: list[list[str]]) -> None:
@@ -79,6 +80,16 @@ def retie(model: nn.Module, groups: list[list[str]]) -> None:
                                 f"as {name}); give its modules one layout")
             path, _, leaf = name.rpartition(".")
             setattr(model.get_submodule(path), leaf, keep)
+
+
+def settle_gradients(params) -> None:
+    """Bring each DTensor gradient to its parameter's placement, as an optimizer step needs
+    (under SP a LayerNorm's gradient is a partial sum over the tokens each rank holds)."""
+    from torch.distributed.tensor import DTensor
+
+    for p in params:
+        if isinstance(p.grad, DTensor) and p.grad.placements != p.placements:
+            p.grad = p.grad.redistribute(p.device_mesh, p.placements)
 
 
 def _layout(p) -> str:

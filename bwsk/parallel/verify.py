@@ -58,7 +58,7 @@ def reference(build: Callable, ids, targets, loss_fn=lm_loss) -> dict:
 
 def run_tensor(build, axis_plan, mesh, ids, targets) -> dict:
     """Tensor or sequence parallel: DTensor collectives logged per phase."""
-    from bwsk.parallel.apply import apply
+    from bwsk.parallel.apply import apply, settle_gradients
 
     model = apply(build(), axis_plan, mesh)
     log = CommLog()
@@ -68,20 +68,11 @@ def run_tensor(build, axis_plan, mesh, ids, targets) -> dict:
         loss.backward()
     optim_log = CommLog()
     with optim_log:  # partial gradients (LayerNorm under SP) reduced to where the weight lives
-        _settle_gradients(model)
+        settle_gradients(model.parameters())
     fwd_bwd, optim = _summary(log), _summary(optim_log, "optim")
     return {"logits": logits.detach(), "grads": _grads(model),
             "counts": {**fwd_bwd["counts"], **optim["counts"]},
             "bytes": {**fwd_bwd["bytes"], **optim["bytes"]}}
-
-
-def _settle_gradients(model: nn.Module) -> None:
-    """Bring each DTensor gradient to its parameter's placement, as an optimizer step needs."""
-    from torch.distributed.tensor import DTensor
-
-    for p in model.parameters():
-        if isinstance(p.grad, DTensor) and p.grad.placements != p.placements:
-            p.grad = p.grad.redistribute(p.device_mesh, p.placements)
 
 
 def run_data(build, axis_plan, mesh, ids, targets, loss_fn=lm_loss) -> dict:
