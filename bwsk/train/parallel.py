@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from bwsk.errors import TrainingError
+from bwsk.parallel.apply import tied_groups  # noqa: F401  (the pipeline engine's, from here)
 from bwsk.train.distributed import World
 from bwsk.train.models import CausalLM
 
@@ -136,14 +137,6 @@ class DataEngine(Engine):
     def nll_sum(self, windows, nll) -> float:
         mine = (w for i, w in enumerate(windows) if i % self.world.size == self.world.rank)
         return self.world.sum(torch.tensor(super().nll_sum(mine, nll), dtype=torch.float64)).item()
-
-
-def tied_groups(model: nn.Module) -> list[list[str]]:
-    """Parameter names grouped by tensor (a tied weight has several), first name first."""
-    groups: dict[int, list[str]] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        groups.setdefault(id(p), []).append(name)
-    return list(groups.values())
 
 
 def scale_to_norm(params: Iterable[nn.Parameter], total: torch.Tensor, max_norm: float) -> None:
