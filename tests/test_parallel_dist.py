@@ -47,6 +47,10 @@ def _worker(rank: int, port: int, plans: dict, out_dir: str) -> None:
     for axis in ("tensor", "sequence"):
         res[f"tied_{axis}"] = V.run_tensor(V.tied_gpt2, plans[f"tied_{axis}"], mesh, ids,
                                            targets)
+    odd = ids % V.ODD_VOCAB, targets % V.ODD_VOCAB
+    res["odd_ref"] = V.reference(V.linear_odd_tied_gpt2, *odd)
+    for axis in ("tensor", "sequence"):
+        res[f"odd_{axis}"] = V.run_tensor(V.odd_tied_gpt2, plans[f"odd_{axis}"], mesh, *odd)
     res["data"] = V.run_data(V.tiny_gpt2, plans["data"], mesh, ids, targets)
     res["ref_hf"] = V.reference(V.tiny_gpt2, ids, targets)
     res["pipeline"] = V.run_pipeline(V.tiny_gpt2, plans["pipeline"], mesh, ids, targets, MICRO)
@@ -84,6 +88,15 @@ def tied_report():
 
 
 @pytest.fixture(scope="module")
+def odd_report():
+    """Tied, with a vocabulary no rank count divides (GPT-2's 50257): split by hidden size."""
+    from bwsk.parallel import plan
+    from bwsk.parallel.verify import odd_tied_gpt2
+
+    return plan(odd_tied_gpt2(), WORLD, ["tensor", "sequence"], batch=4, seq_len=8)
+
+
+@pytest.fixture(scope="module")
 def bn_report():
     from bwsk.parallel import plan
     from bwsk.parallel.verify import bn_mlp
@@ -95,13 +108,15 @@ def bn_report():
 
 
 @pytest.fixture(scope="module")
-def runs(report, tied_report, tmp_path_factory):
+def runs(report, tied_report, odd_report, tmp_path_factory):
     import torch.multiprocessing as mp
 
     out = tmp_path_factory.mktemp("dist")
     plans = {a["axis"]: {"axis": a["axis"], "plan": a["plan"]} for a in report["axes"]}
     plans.update({f"tied_{a['axis']}": {"axis": a["axis"], "plan": a["plan"]}
                   for a in tied_report["axes"]})
+    plans.update({f"odd_{a['axis']}": {"axis": a["axis"], "plan": a["plan"]}
+                  for a in odd_report["axes"]})
     mp.spawn(_worker, args=(_free_port(), plans, str(out)), nprocs=WORLD, join=True)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
@@ -111,10 +126,14 @@ def _axis(report, name):
 
 
 def _reported(axis: dict) -> tuple[Counter, Counter]:
+    """Counts and bytes per (phase, collective) as gloo runs them: DTensor moves a shard to
+    another dim with all_gather + chunk on CPU (torch's shard_dim_alltoall: gloo has no
+    alltoall), whose logical bytes are the all-to-all's."""
     counts, nbytes = Counter(), Counter()
     for p in axis["sync_points"]:
-        counts[(p["phase"], p["collective"])] += p["count"]
-        nbytes[(p["phase"], p["collective"])] += p["count"] * p["bytes"]
+        coll = "all_gather" if p["collective"] == "all_to_all" else p["collective"]
+        counts[(p["phase"], coll)] += p["count"]
+        nbytes[(p["phase"], coll)] += p["count"] * p["bytes"]
     return counts, nbytes
 
 
@@ -164,6 +183,26 @@ def test_tied_weights_keep_one_layout_and_match_reference_and_report(runs, tied_
     measured = runs[0][f"tied_{axis}"]
     assert Counter(measured["counts"]) == counts
     assert Counter(measured["bytes"]) == nbytes
+
+
+@pytest.mark.parametrize("axis", ["tensor", "sequence"])
+def test_tied_table_split_by_hidden_size_matches_reference_and_report(runs, odd_report, axis):
+    """The odd vocabulary leaves the hidden split: a hidden-split embedding and a row-parallel
+    head, whose input is moved off the tokens on the sequence axis (an all-to-all each way)."""
+    entry = _axis(odd_report, axis)
+    assert (entry["plan"]["transformer.wte"], entry["plan"]["lm_head"]) == ("colwise", "rowwise")
+    moves = {p["where"] for p in entry["sync_points"] if p["collective"] == "all_to_all"}
+    assert moves == (set() if axis == "tensor" else
+                     {"transformer.wte", "transformer.wpe", "lm_head"})
+    ref = runs[0]["odd_ref"]
+    for rank in range(WORLD):
+        got = runs[rank][f"odd_{axis}"]
+        torch.testing.assert_close(got["logits"], ref["logits"], **TOL)
+        assert set(got["grads"]) == set(ref["grads"])
+        _close_grads(got["grads"], ref["grads"], _unpermute)
+    counts, nbytes = _reported(entry)
+    assert Counter(runs[0][f"odd_{axis}"]["counts"]) == counts
+    assert Counter(runs[0][f"odd_{axis}"]["bytes"]) == nbytes
 
 
 def test_tensor_axis_has_megatron_figures(report):
@@ -294,7 +333,7 @@ def test_apply_reties_a_weight_sharded_alike_and_refuses_two_layouts(one_rank_me
     for name, dim in (("emb", 0), ("head", head_dim)):
         model[name].weight = nn.Parameter(distribute_tensor(w, one_rank_mesh, [Shard(dim)]))
     if head_dim:
-        with pytest.raises(PlanError, match="tied weight emb.weight two ways"):
+        with pytest.raises(PlanError, match=r"tied weight emb\.weight two ways"):
             retie(model, [["emb.weight", "head.weight"]])
     else:
         retie(model, [["emb.weight", "head.weight"]])

@@ -138,6 +138,8 @@ def _matrix_style(model, name, module, choice, plan, sequence):
     partner = "colwise" if choice == "rowwise" else "rowwise"
     paired = any(k.rpartition(".")[0] == parent and v == partner for k, v in plan.items())
     if choice == "rowwise":
+        if sequence and not (paired or embedding):  # a head on the token-split stream
+            return RowwiseParallel(input_layouts=Shard(1), output_layouts=Replicate())
         if sequence:
             return RowwiseParallel(input_layouts=Replicate() if embedding else Shard(-1),
                                    output_layouts=Shard(1), use_local_output=False)
@@ -145,6 +147,9 @@ def _matrix_style(model, name, module, choice, plan, sequence):
         whole = embedding or not paired
         return RowwiseParallel(input_layouts=Replicate()) if whole else RowwiseParallel()
     output = {} if paired else {"output_layouts": Replicate()}
+    if sequence and embedding:  # a hidden-split table, moved onto the tokens
+        return ColwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1),
+                               use_local_output=False)
     if sequence and not embedding:
         return ColwiseParallel(input_layouts=Shard(1), **output)
     return ColwiseParallel(input_layouts=Replicate(), **output)

@@ -3,7 +3,8 @@
 The search may sum the partial outputs of several vocab-parallel modules before one
 collective (GPT-2's token and position embeddings: one all-reduce of their sum). Torch's
 parallel styles act per module, so ``bwsk.parallel.apply`` reconciles each embedding on its
-own, and gathers each hidden-split embedding's output on its own rather than their sum. The
+own, and gathers (or moves onto the tokens) each hidden-split embedding's output on its own
+rather than their sum. The
 report states what that engine issues, so its bytes equal the measured bytes; each
 such point is marked not minimal, with the single fused collective a fusing engine would
 issue in its place.
@@ -16,6 +17,7 @@ from bwsk.parallel.problem import PARTIAL, value_bytes
 
 RECONCILE = (1, 3)  # all_reduce, reduce_scatter: the forward collectives of a partial sum
 TRANSPOSE = GATHER = 2  # all_gather: a reduce-scatter's backward, or a sharded output's gather
+ALL_TO_ALL = 4  # a sharded output moved onto another dim (its backward: the reverse move)
 
 
 def per_module(g: Graph, names: list[str], records: list, states: dict[str, int],
@@ -32,7 +34,8 @@ def per_module(g: Graph, names: list[str], records: list, states: dict[str, int]
         if len(found) > 1:
             sources[index[name]] = found
     for v, _, phase, coll, _ in records:  # a sum of sharded module outputs, gathered once
-        found = _gathered(g, names[v], states, styled) if phase == 0 and coll == GATHER else {}
+        moved = phase == 0 and coll in (GATHER, ALL_TO_ALL)
+        found = _gathered(g, names[v], states, styled) if moved else {}
         if len(found) > 1:
             sources[v] = found
     out, fused = [], {}
@@ -43,7 +46,8 @@ def per_module(g: Graph, names: list[str], records: list, states: dict[str, int]
             continue
         point = {"where": _scope_of(g, names[value]), "bytes": nbytes, "count": 1}
         for s, consumer in sources[value].items():
-            at = -1 if coll == GATHER else node_index[id(consumer)]  # -1: at its module
+            # -1: at its module (a gather or move of its output); else at the consumer
+            at = -1 if coll in (GATHER, ALL_TO_ALL) else node_index[id(consumer)]
             out.append((index[s], at, phase, coll, value_bytes(g, s, itemsize)))
             fused.setdefault(index[s], {})[("fwd", "bwd")[phase]] = point
     return out, fused
@@ -51,7 +55,8 @@ def per_module(g: Graph, names: list[str], records: list, states: dict[str, int]
 
 def _moves(phase: int, coll: int) -> bool:
     """A forward reconcile or gather, or the all-gather transposing a reduce-scatter."""
-    return (phase == 0 and coll in (*RECONCILE, GATHER)) or (phase == 1 and coll == TRANSPOSE)
+    return (phase == 0 and coll in (*RECONCILE, GATHER, ALL_TO_ALL)) or (
+        phase == 1 and coll in (TRANSPOSE, ALL_TO_ALL))
 
 
 def _scope_of(g: Graph, name: str) -> str:

@@ -130,14 +130,14 @@ def init(rank: int, world: int, port: int):
     return init_device_mesh("cpu", (world,))
 
 
-def tiny_gpt2(tied: bool = False) -> nn.Module:
+def tiny_gpt2(tied: bool = False, vocab: int = 64) -> nn.Module:
     """A 2-layer GPT-2 (E=32, 4 heads, vocab 64), dropout 0, the same on every rank;
     every parameter trainable, position embeddings included, as in real training. With
     ``tied``, lm_head is the token table, as in real GPT-2."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=64, n_positions=16,
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=vocab, n_positions=16,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False,
                         tie_word_embeddings=tied)
     return GPT2LMHeadModel(config)
@@ -155,6 +155,19 @@ def linear_gpt2(tied: bool = False) -> nn.Module:
 
 def linear_tied_gpt2() -> nn.Module:
     return linear_gpt2(tied=True)
+
+
+ODD_VOCAB = 63  # like GPT-2's 50257: no rank count divides it, so the table splits by hidden size
+
+
+def odd_tied_gpt2() -> nn.Module:
+    return tiny_gpt2(tied=True, vocab=ODD_VOCAB)
+
+
+def linear_odd_tied_gpt2() -> nn.Module:
+    from bwsk.parallel.hf import conv1d_to_linear
+
+    return conv1d_to_linear(odd_tied_gpt2())
 
 
 def bn_mlp() -> nn.Module:
