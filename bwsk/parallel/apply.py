@@ -129,7 +129,8 @@ def _enter_region(layout):
 
 
 def _matrix_style(model, name, module, choice, plan, sequence):
-    """Megatron pairs: colwise feeds a rowwise sibling; an unpaired colwise gathers its output."""
+    """Megatron pairs: colwise feeds a rowwise sibling; an unpaired colwise gathers its output
+    (onto the tokens under ``sequence``), an unpaired rowwise splits its whole input."""
     from torch.distributed.tensor import Replicate, Shard
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
 
@@ -150,7 +151,7 @@ def _matrix_style(model, name, module, choice, plan, sequence):
     if sequence and embedding:  # a hidden-split table, moved onto the tokens
         return ColwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1),
                                use_local_output=False)
-    if sequence and not embedding:
+    if sequence:
         return ColwiseParallel(input_layouts=Shard(1), **output)
     return ColwiseParallel(input_layouts=Replicate(), **output)
 

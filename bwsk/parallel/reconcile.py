@@ -4,10 +4,9 @@ The search may sum the partial outputs of several vocab-parallel modules before 
 collective (GPT-2's token and position embeddings: one all-reduce of their sum). Torch's
 parallel styles act per module, so ``bwsk.parallel.apply`` reconciles each embedding on its
 own, and gathers (or moves onto the tokens) each hidden-split embedding's output on its own
-rather than their sum. The
-report states what that engine issues, so its bytes equal the measured bytes; each
-such point is marked not minimal, with the single fused collective a fusing engine would
-issue in its place.
+rather than their sum. The report states what that engine issues, so its bytes equal the
+measured bytes; each such point is marked not minimal, with the single fused collective a
+fusing engine would issue in its place.
 """
 
 from __future__ import annotations
