@@ -30,7 +30,7 @@ def test_cold_gpt2_plan_reads_the_shipped_graph_without_torch(tmp_path):
     report = json.loads(out.read_text())
     assert [a["axis"] for a in report["axes"]] == ["data", "pipeline"]  # 12 heads, P=8
     data = report["axes"][0]["totals"]
-    assert data["bytes_per_step"] > 124_000_000 * 4  # at least every gradient once
+    assert data["bytes_per_step"] == 124_439_808 * 4  # every gradient once, wte = lm_head once
 
 
 def _shipped():
@@ -108,3 +108,15 @@ def test_opt_350m_plans_every_layer_alike_but_the_first(axis):
     assert layers[0] != layers[1]
     q_bwd = {c for (ph, c, _, w) in layers[0] if ph == "bwd" and w == ".self_attn.q_proj"}
     assert q_bwd == {"reduce_scatter"}
+
+
+def test_a_weight_tied_across_stages_syncs_its_gradient_copies():
+    """GPT-2's wte and lm_head are one parameter on the first and the last stage: each stage
+    holds a copy, and their gradients are summed once per step (V*E*4 bytes)."""
+    from bwsk.parallel import shipped
+    from bwsk.parallel.api import plan
+
+    entry = plan(shipped.load("gpt2", None, 4, 128), 4, ["pipeline"], name="gpt2")["axes"][0]
+    optim = [p for p in entry["sync_points"] if p["phase"] == "optim"]
+    assert [(p["collective"], p["shape"], p["bytes"], p["count"]) for p in optim] == [
+        ("all_reduce", [50257, 768], 50257 * 768 * 4, 1)]

@@ -27,6 +27,8 @@ def build_module(model: Any, *, batch: int = 2, seq_len: int = 8, sizes: dict | 
 
         with _no_weight_init():  # a plan depends on shapes only; skip random init
             module, example = build_model(model, seq_len=seq_len, **(sizes or {}))
+        if hasattr(module, "tie_weights"):  # skipping init skips tying too: a tied weight
+            module.tie_weights()  # is one parameter, synced and sharded once
     else:
         vocab = getattr(getattr(model, "config", None), "vocab_size", 2)
         module, example = model, {"input_ids": torch.randint(0, vocab, (1, seq_len))}

@@ -19,7 +19,7 @@ import numpy as np
 
 from bwsk.ir import Graph
 
-VERSION = 2  # 2: parameters are not folded
+VERSION = 3  # 2: parameters are not folded; 3: tied weights stay tied
 
 
 @dataclass(frozen=True)

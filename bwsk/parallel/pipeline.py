@@ -11,7 +11,7 @@ import numpy as np
 
 from bwsk.errors import PlanError
 from bwsk.ir import Graph
-from bwsk.parallel.problem import ACTIVATION, INPUT, value_bytes, value_kind
+from bwsk.parallel.problem import ACTIVATION, INPUT, parameter_of, value_bytes, value_kind
 from bwsk.parallel.sharding_rules import shape
 
 
@@ -81,6 +81,21 @@ def _send(g: Graph, where: str, phase: str, x: str, microbatches: int, itemsize)
             "minimal": True}
 
 
+def _shared_weights(g: Graph, cuts: list[int], params: set[str], itemsize) -> list[dict]:
+    """A parameter read on several stages (GPT-2's tied wte/lm_head) lives as a copy per stage;
+    the copies stay one weight only if their gradients are summed every step."""
+    stages: dict[str, set[int]] = {}
+    for i, node in enumerate(g.nodes):
+        stage = sum(1 for b in cuts if b <= i)
+        for x in node.inputs:
+            param = parameter_of(g, x, params) if x and g.is_const(x) else None
+            if param is not None:  # read as itself or through its transpose
+                stages.setdefault(param, set()).add(stage)
+    return [{"where": x, "phase": "optim", "collective": "all_reduce",
+             "shape": list(shape(g, x)), "bytes": value_bytes(g, x, itemsize), "count": 1,
+             "minimal": True} for x, on in stages.items() if len(on) > 1]
+
+
 def pipeline_axis(g: Graph, world: int, params: set[str], microbatches: int,
                   itemsize: int | None = None) -> dict:
     from bwsk import _core
@@ -100,6 +115,7 @@ def pipeline_axis(g: Graph, world: int, params: set[str], microbatches: int,
         for x in live[b]:
             phases = ("fwd", "bwd") if kinds[x] == ACTIVATION else ("fwd",)
             sync += [_send(g, starts[b], phase, x, microbatches, itemsize) for phase in phases]
+    sync += _shared_weights(g, cuts, params, itemsize)
     from bwsk.parallel.analysis import totals
 
     cut_edges = [(x, n.name) for b in cuts for n in g.nodes[b:] for x in n.inputs if x in live[b]]
