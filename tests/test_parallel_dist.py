@@ -326,7 +326,7 @@ def test_apply_reties_a_weight_sharded_alike_and_refuses_two_layouts(one_rank_me
     from torch.distributed.tensor import Shard, distribute_tensor
 
     from bwsk.errors import PlanError
-    from bwsk.parallel.apply import retie
+    from bwsk.parallel.engines import retie
 
     model = nn.ModuleDict({"emb": nn.Embedding(8, 4), "head": nn.Linear(4, 8, bias=False)})
     w = torch.randn(8, 4)

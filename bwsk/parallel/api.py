@@ -13,7 +13,7 @@ ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
 def apply_plan(model, axis_plan: dict, mesh, **kwargs):
-    from bwsk.parallel.apply import apply
+    from bwsk.parallel.engines import apply
 
     return apply(model, axis_plan, mesh, **kwargs)
 

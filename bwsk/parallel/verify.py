@@ -58,7 +58,7 @@ def reference(build: Callable, ids, targets, loss_fn=lm_loss) -> dict:
 
 def run_tensor(build, axis_plan, mesh, ids, targets) -> dict:
     """Tensor or sequence parallel: DTensor collectives logged per phase."""
-    from bwsk.parallel.apply import apply, settle_gradients
+    from bwsk.parallel.engines import apply, settle_gradients
 
     model = apply(build(), axis_plan, mesh)
     log = CommLog()
@@ -77,7 +77,7 @@ def run_tensor(build, axis_plan, mesh, ids, targets) -> dict:
 
 def run_data(build, axis_plan, mesh, ids, targets, loss_fn=lm_loss) -> dict:
     """DDP on this rank's slice of the batch; gradient buckets logged by a comm hook."""
-    from bwsk.parallel.apply import apply
+    from bwsk.parallel.engines import apply
 
     rank, world = mesh.get_local_rank(), mesh.size()
     model = apply(build(), axis_plan, mesh)
@@ -93,7 +93,7 @@ def run_pipeline(build, axis_plan, mesh, ids, targets, microbatches: int) -> dic
     """GPipe over the plan's cuts; every point-to-point send logged with its bytes."""
     import torch.distributed.pipelining.schedules as sched
 
-    from bwsk.parallel.apply import apply
+    from bwsk.parallel.engines import apply
 
     sends: list[int] = []
     original = sched._batch_p2p

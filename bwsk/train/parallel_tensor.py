@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from bwsk.errors import TrainingError
-from bwsk.parallel.apply import settle_gradients
+from bwsk.parallel.engines import settle_gradients
 from bwsk.parallel.hf import fused_qkv_modules, qkv_permutation
 from bwsk.train.distributed import World
 from bwsk.train.models import CausalLM
