@@ -172,17 +172,22 @@ def test_tied_weights_keep_one_layout_and_match_reference_and_report(runs, tied_
     entry = _axis(tied_report, axis)
     assert (entry["plan"]["transformer.wte"], entry["plan"]["lm_head"]) in {
         ("rowwise", "colwise"), ("colwise", "rowwise")}
-    ref = runs[0]["tied_ref"]
-    assert "lm_head.weight" not in ref["grads"]  # one parameter, one gradient
+    assert "lm_head.weight" not in runs[0]["tied_ref"]["grads"]  # one parameter, one gradient
+    _matches_reference_and_report(runs, "tied", axis, entry)
+
+
+def _matches_reference_and_report(runs, model: str, axis: str, entry: dict) -> None:
+    """Every rank's logits and gradients equal the one-process run's; the bytes and counts
+    rank 0 measured equal the report's."""
+    ref = runs[0][f"{model}_ref"]
     for rank in range(WORLD):
-        got = runs[rank][f"tied_{axis}"]
+        got = runs[rank][f"{model}_{axis}"]
         torch.testing.assert_close(got["logits"], ref["logits"], **TOL)
         assert set(got["grads"]) == set(ref["grads"])
         _close_grads(got["grads"], ref["grads"], _unpermute)
     counts, nbytes = _reported(entry)
-    measured = runs[0][f"tied_{axis}"]
-    assert Counter(measured["counts"]) == counts
-    assert Counter(measured["bytes"]) == nbytes
+    assert Counter(runs[0][f"{model}_{axis}"]["counts"]) == counts
+    assert Counter(runs[0][f"{model}_{axis}"]["bytes"]) == nbytes
 
 
 @pytest.mark.parametrize("axis", ["tensor", "sequence"])
@@ -194,15 +199,7 @@ def test_tied_table_split_by_hidden_size_matches_reference_and_report(runs, odd_
     moves = {p["where"] for p in entry["sync_points"] if p["collective"] == "all_to_all"}
     assert moves == (set() if axis == "tensor" else
                      {"transformer.wte", "transformer.wpe", "lm_head"})
-    ref = runs[0]["odd_ref"]
-    for rank in range(WORLD):
-        got = runs[rank][f"odd_{axis}"]
-        torch.testing.assert_close(got["logits"], ref["logits"], **TOL)
-        assert set(got["grads"]) == set(ref["grads"])
-        _close_grads(got["grads"], ref["grads"], _unpermute)
-    counts, nbytes = _reported(entry)
-    assert Counter(runs[0][f"odd_{axis}"]["counts"]) == counts
-    assert Counter(runs[0][f"odd_{axis}"]["bytes"]) == nbytes
+    _matches_reference_and_report(runs, "odd", axis, entry)
 
 
 def test_tensor_axis_has_megatron_figures(report):
