@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from bwsk.errors import TrainingError
-from bwsk.parallel.engines import tied_groups  # noqa: F401  (the pipeline engine's, from here)
 from bwsk.train.distributed import World
 from bwsk.train.models import CausalLM
 

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from bwsk.errors import TrainingError
+from bwsk.parallel.engines import tied_groups
 from bwsk.train.distributed import World
 from bwsk.train.models import CausalLM
-from bwsk.train.parallel import Engine, scale_to_norm, tied_groups
+from bwsk.train.parallel import Engine, scale_to_norm
 
 
 class PipelineEngine(Engine):
