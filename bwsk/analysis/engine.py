@@ -174,7 +174,7 @@ def _analyze(graph: Graph, weights: bool) -> Analysis:
     analysis = prove(graph, judgements, runner)
     analysis.extra["weights"] = weights
     _attach_blocks(analysis, judgements, residuals)
-    _attach_term(analysis)
+    analysis.lower_later(_lower_term)
     return analysis
 
 
@@ -187,15 +187,17 @@ def _attach_blocks(analysis: Analysis, judgements: list[Judgement],
     analysis.blocks = block_verdicts(analysis.graph, judgements, residuals)
 
 
-def _attach_term(analysis: Analysis) -> None:
+def _lower_term(analysis: Analysis):
+    """The model's normalized term; None, with the reason in extra["term"], when it fails."""
     try:
         from bwsk.lower import lower
 
-        analysis.term = lower(analysis.graph)
+        return lower(analysis.graph)
     except ImportError:
         analysis.extra["term"] = "lowering not available"
     except BwskError as exc:
         analysis.extra["term"] = f"lowering failed: {exc}"
+    return None
 
 
 def inverse(model: Any):

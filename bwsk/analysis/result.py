@@ -6,6 +6,7 @@ This is the contract between the proof engine and everything that shows results
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -61,7 +62,7 @@ class Analysis:
     conditions: list[str] = field(default_factory=list)
     witness: Witness | None = None
     inverse: Any = None  # a callable inverse program when verdict == "S"
-    term: Any = None  # the normalized bwsk.Term of the model
+    term: Any = None  # the normalized bwsk.Term of the model (see ``lower_later``)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
@@ -69,3 +70,24 @@ class Analysis:
         for n in self.nodes:
             out[n.verdict] += 1
         return out
+
+    def lower_later(self, lower: Callable[[Analysis], Any]) -> None:
+        """Lower the term on first read of ``term``: verdicts do not need it, and lowering
+        costs as much as proving a small model; setting ``term`` drops the pending lowering."""
+        self.__dict__["_lower"] = lower
+
+
+def _get_term(self: Analysis) -> Any:
+    lower = self.__dict__.pop("_lower", None)
+    if lower is not None:
+        self.__dict__["_term"] = lower(self)
+    return self.__dict__.get("_term")
+
+
+def _set_term(self: Analysis, value: Any) -> None:
+    self.__dict__.pop("_lower", None)
+    self.__dict__["_term"] = value
+
+
+# after @dataclass, so its __init__ (term=None by default) goes through the setter
+Analysis.term = property(_get_term, _set_term)  # type: ignore[assignment]
