@@ -3,6 +3,7 @@ an operator (which input elements reach the output) and witnesses can be checked
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -53,6 +54,11 @@ def opset_of(graph: Graph) -> int:
     for imp in getattr(source, "opset_import", ()):
         if imp.domain in ("", "ai.onnx"):
             return int(imp.version)
+    return _newest_opset()
+
+
+@lru_cache(maxsize=1)
+def _newest_opset() -> int:
     return onnx.defs.onnx_opset_version()
 
 
@@ -119,51 +125,82 @@ def ort_opset(op_type: str, opset: int) -> int | None:
 
 @lru_cache(maxsize=1024)
 def _session(key: bytes, opset: int, dtypes: tuple[int, ...]):
-    """A session for one canonical node, or None when onnxruntime refuses it (cached too:
-    a refused session costs as much as a built one)."""
+    """(session, its output names) for one canonical node, or None when onnxruntime refuses
+    it (cached too: a refused session costs as much as a built one)."""
     proto = onnx.NodeProto()
     proto.ParseFromString(key)
     try:
-        return _ort_session(_model_bytes(proto, opset, dtypes))
+        sess = _ort_session(_model_bytes(proto, opset, dtypes))
     except Exception:  # ort lacks this op, type or attribute: the reference evaluator runs it
         return None
+    return sess, [o.name for o in sess.get_outputs()]
 
 
-def _run_ort(proto: onnx.NodeProto, opset: int, feeds: dict) -> list | None:
-    """onnxruntime on one node (fast pooling/conv); None when it cannot take this node."""
-    if proto.domain or any(
+@lru_cache(maxsize=64)
+def _tensor_type(dtype: np.dtype) -> int:
+    return helper.np_dtype_to_tensor_dtype(dtype)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A node as run alone: its canonical proto (serialized, the key of cached sessions),
+    the feed name of each input slot ('' when omitted), its present outputs' names, and
+    whether onnxruntime may take it (default domain, no subgraph, no input repeated)."""
+
+    key: bytes
+    op_type: str
+    feeds: tuple[str, ...]
+    outputs: tuple[str, ...]
+    ort: bool
+
+
+_PREPARED: dict[int, tuple[Node, Prepared]] = {}
+_PREPARED_MAX = 8192
+
+
+def prepared(node: Node) -> Prepared:
+    """``node`` made runnable, once per node object (frontends never edit a node once built;
+    an entry holds its node, so the id it is filed under stays that node's)."""
+    hit = _PREPARED.get(id(node))
+    if hit is not None:
+        return hit[1]
+    proto = node_proto(node)
+    nested = any(
         a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute
-    ):
-        return None
+    )
+    proto = proto if nested else _canonical(proto)
+    named = [x for x in node.inputs if x]
+    entry = Prepared(
+        proto.SerializeToString(),
+        proto.op_type,
+        tuple(proto.input),
+        tuple(o for o in proto.output if o),
+        not proto.domain and not nested and len(set(named)) == len(named),
+    )
+    if len(_PREPARED) >= _PREPARED_MAX:
+        _PREPARED.clear()
+    _PREPARED[id(node)] = (node, entry)
+    return entry
+
+
+def _run_ort(node: Prepared, opset: int, feeds: dict) -> list | None:
+    """onnxruntime on one node (fast pooling/conv); None when it cannot take this node."""
     try:
-        dtypes = tuple(
-            helper.np_dtype_to_tensor_dtype(feeds[n].dtype) if n in feeds else 0
-            for n in proto.input
-        )
-        runnable = ort_opset(proto.op_type, opset)
-        sess = None if runnable is None else _session(proto.SerializeToString(), runnable, dtypes)
-        if sess is None:
+        dtypes = tuple(_tensor_type(feeds[n].dtype) if n in feeds else 0 for n in node.feeds)
+        runnable = ort_opset(node.op_type, opset)
+        found = None if runnable is None else _session(node.key, runnable, dtypes)
+        if found is None:
             return None
-        names = [o.name for o in sess.get_outputs()]
-        out = dict(
-            zip(
-                names,
-                sess.run(None, {n: feeds[n] for n in proto.input if n in feeds}),
-                strict=False,
-            )
-        )
-        return [out.get(o) for o in proto.output if o]
+        sess, names = found
+        out = dict(zip(names, sess.run(None, feeds), strict=False))
+        return [out.get(o) for o in node.outputs]
     except Exception:
         return None
 
 
 def _canonical(proto: onnx.NodeProto) -> onnx.NodeProto:
     """The node with positional value names and no name, so the cached session of an op is
-    shared by every layer; nodes with subgraphs keep their names (bodies refer to them)."""
-    if any(
-        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute
-    ):
-        return proto
+    shared by every layer."""
     rename = {n: f"i{j}" for j, n in enumerate(dict.fromkeys(x for x in proto.input if x))}
     proto.name = ""
     inputs = [rename.get(x, "") for x in proto.input]
@@ -176,19 +213,18 @@ def _canonical(proto: onnx.NodeProto) -> onnx.NodeProto:
 
 def run_node(graph: Graph, node: Node, inputs: list) -> list[np.ndarray]:
     """The node's outputs on ``inputs`` (None for omitted optional inputs)."""
-    proto = _canonical(node_proto(node))
+    ready = prepared(node)
     feeds = {
-        name: np.asarray(x)
-        for name, x in zip(proto.input, inputs, strict=False)
+        name: np.asarray(x) for name, x in zip(ready.feeds, inputs, strict=False)
         if name and x is not None
     }
-    if len(set(node.inputs) - {""}) == len([x for x in node.inputs if x]):
-        outs = _run_ort(proto, opset_of(graph), feeds)
+    opset = opset_of(graph)
+    if ready.ort:
+        outs = _run_ort(ready, opset, feeds)
         if outs is not None:
             return [np.asarray(o) for o in outs]
     try:
-        evaluator = _evaluator(proto.SerializeToString(), opset_of(graph))
-        outs = evaluator.run(None, feeds)
+        outs = _evaluator(ready.key, opset).run(None, feeds)
     except Exception as exc:  # the reference implementation signals bad input in many ways
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise UnsupportedModelError(
