@@ -1,4 +1,4 @@
-"""The torch.fx capture gives the graph torch.export gives, or steps aside for export."""
+"""The recorded fx capture gives the graph torch.export gives, or steps aside for export."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _vision():
         nn.SiLU(), nn.GELU(approximate="tanh"), nn.Hardtanh(), nn.ELU(0.5), nn.Softplus(2.0),
         nn.LeakyReLU(0.2), nn.Sigmoid(), nn.Unflatten(1, (2, 3)), nn.Conv1d(2, 2, 1),
         nn.BatchNorm1d(2), nn.LayerNorm(3), nn.AlphaDropout(0.1), nn.Softmax(-1),
-        nn.LogSoftmax(1))
+        nn.LogSoftmax(1), nn.ReLU6())
     with torch.no_grad():
         for bn in (net[1], net[20]):
             bn.running_mean.uniform_()
@@ -107,37 +107,86 @@ def test_coupling_twin_is_proved_injective_through_fx():
 
 
 class ShapeLoop(nn.Module):
-    """A Python loop over a size: fx cannot trace it, export specializes it."""
+    """A Python loop over a size, indexing rows: indexing is outside the vocabulary."""
 
     def forward(self, x):
         return sum(x[i] * (i + 1) for i in range(x.shape[0]))
 
 
 class Unmapped(nn.Module):
-    """torch.sin is outside the fx vocabulary: refused, never guessed."""
+    """torch.sin is outside the vocabulary: refused, never guessed."""
 
     def forward(self, x):
         return torch.sin(x) + 1
 
 
-@pytest.mark.parametrize("module", [ShapeLoop(), Unmapped(), nn.Sequential(nn.ReLU6())])
-def test_auto_falls_back_to_export_where_fx_cannot(module):
+class Branch(nn.Module):
+    """Control flow on a value: the recording would hold one branch only."""
+
+    def forward(self, x):
+        h = torch.tanh(x)
+        return h if h.mean(dim=[0, 1]) else torch.relu(x)  # bool(a tensor)
+
+
+class InPlace(nn.Module):
+    """An in-place update of an intermediate."""
+
+    def forward(self, x):
+        h = torch.tanh(x)
+        h.add_(1)
+        return h * 2
+
+
+class Swallowed(nn.Module):
+    """A forward that catches the refusal and goes on: still refused."""
+
+    def forward(self, x):
+        try:
+            return torch.sin(x)
+        except Exception:
+            return torch.tanh(x)
+
+
+class Outside(nn.Module):
+    """A tensor that is neither input, parameter, buffer nor recorded result."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.full((4,), 2.0)  # a plain attribute, not a buffer
+
+    def forward(self, x):
+        return x * self.scale
+
+
+@pytest.mark.parametrize("module, reason", [
+    (ShapeLoop(), "__getitem__"), (Unmapped(), "sin"), (nn.Sequential(nn.Hardswish()),
+                                                         "hardswish"),
+    (InPlace(), "add_"), (Swallowed(), "sin"),
+    (nn.Sequential(nn.ReLU(inplace=True)), "in-place"), (Outside(), "no input, parameter")])
+def test_auto_falls_back_to_export_where_the_recording_cannot(module, reason):
     x = torch.randn(3, 4)
-    with pytest.raises(Refused):
+    with pytest.raises(Refused, match=reason):
         capture_fx(module, (x,), {})
     assert capture(module, (x,))[2] == "export"
     assert _key(graph_of(module, (x,))) == _key(graph_of(module, (x,), how="export"))
-    with pytest.raises(UnsupportedModelError, match=r"torch\.fx cannot capture"):
+    with pytest.raises(UnsupportedModelError, match="the fx recording cannot capture"):
         graph_of(module, (x,), how="fx")
+
+
+def test_control_flow_on_a_value_is_refused_by_both_routes():
+    with pytest.raises(Refused, match="__bool__"):
+        capture_fx(Branch(), (torch.randn(3, 4),), {})
+    with pytest.raises(UnsupportedModelError, match="torch.export failed"):
+        graph_of(Branch(), (torch.randn(3, 4),))
 
 
 def test_a_translation_that_computes_differently_is_refused(monkeypatch):
     from bwsk.frontends import fx_rules
 
-    wrong = lambda b, m, x: b.call(torch.ops.aten.sigmoid.default, x)  # noqa: E731
-    monkeypatch.setitem(fx_rules.MODULES, nn.Tanh, wrong)
-    model, inputs = twins()["coupling"]  # F uses Tanh: the check against forward catches it
-    with pytest.raises(Refused, match="different result"):
+    wrong = lambda b, x: b.call(torch.ops.aten.sigmoid.default, x)  # noqa: E731
+    monkeypatch.setitem(fx_rules.FUNCTIONS, torch.tanh, wrong)
+    model, inputs = twins()["coupling"]  # F uses Tanh: the per-call check catches it
+    with pytest.raises(Refused, match="tanh: the rewritten call computes a different"):
         capture_fx(model, inputs, {})
     assert capture(model, inputs)[2] == "export"
 
@@ -149,3 +198,11 @@ def test_capture_keeps_the_training_mode_and_rejects_unknown_routes():
     assert graph.nodes[-1].attrs["training_mode"] == 0  # captured in eval mode
     with pytest.raises(UnsupportedModelError, match="capture must be one of"):
         graph_of(model, (torch.randn(2, 3),), how="trace")
+
+
+def test_one_tensor_passed_twice_stays_two_inputs():
+    model, _ = twins()["coupling"]
+    x = torch.randn(1, 8)
+    graph = graph_of(model, (x, x), how="fx")
+    assert graph.inputs == ["x1", "x2"] and _key(graph) == _key(
+        graph_of(model, (x, x.clone()), how="export"))

@@ -1,179 +1,36 @@
-"""Which ATen call torch.export records for each leaf module, torch function and tensor
-method that an fx trace shows (the vocabulary of ``torch_fx``).
+"""Which ATen call torch.export records for each torch function and tensor method a
+forward calls (the vocabulary of ``torch_fx``).
 
 Each rule receives the builder and the call's arguments (fx nodes for tensors) and returns
-what ``builder.call`` built. Modules are matched by exact type: a subclass may override
-``forward``, so it is traced through or refused, never guessed. Rules mirror what the
-``torch.nn.functional`` call inside the module's ``forward`` passes (eval mode).
+what ``builder.call`` built. Leaf modules need no rules of their own: their ``forward`` calls
+the ``torch.nn.functional`` function these rules map (eval mode). Arguments a rule does not
+take, in-place updates and training-mode calls are refused, never approximated.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 aten = torch.ops.aten
 
 
-
 class Refused(Exception):
-    """The fx route cannot capture this module faithfully; torch.export must."""
+    """The recording cannot capture this module faithfully; torch.export must."""
 
 
-MODULES: dict[type, Callable[..., Any]] = {}
 FUNCTIONS: dict[Any, Callable[..., Any]] = {}
 METHODS: dict[str, Callable[..., Any]] = {}
 
 
-def _pair(value: Any, rank: int) -> list[int]:
-    return list(value) if isinstance(value, (tuple, list)) else [value] * rank
+def rule_for(func: Any, method: str | None) -> Callable[..., Any] | None:
+    """The rule for a torch function, or for the tensor method named ``method``."""
+    return METHODS.get(method) if method is not None else FUNCTIONS.get(func)
 
 
-def module(*types: type):
-    def register(fn):
-        for t in types:
-            MODULES[t] = fn
-        return fn
-    return register
-
-
-@module(nn.Linear)
-def _linear(b, m, x):
-    return b.call(aten.linear.default, x, b.tensor(m.weight), b.tensor(m.bias))
-
-
-_CONVS = {nn.Conv1d: aten.conv1d.default, nn.Conv2d: aten.conv2d.default,
-          nn.Conv3d: aten.conv3d.default}
-
-
-@module(*_CONVS)
-def _conv(b, m, x):
-    if m.padding_mode != "zeros":
-        raise Refused(f"padding_mode {m.padding_mode}")
-    op = _CONVS[type(m)]
-    padding = list(m.padding)
-    if isinstance(m.padding, str):  # "same"/"valid" is its own overload
-        op, padding = getattr(aten, op.overloadpacket.__name__).padding, m.padding
-    return b.call(op, x, b.tensor(m.weight), b.tensor(m.bias), list(m.stride), padding,
-                  list(m.dilation), m.groups)
-
-
-@module(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-def _batch_norm(b, m, x):
-    if m.training or m.running_mean is None:
-        raise Refused("batch norm with batch statistics")
-    momentum = 0.0 if m.momentum is None else m.momentum
-    return b.call(aten.batch_norm.default, x, b.tensor(m.weight), b.tensor(m.bias),
-                  b.tensor(m.running_mean), b.tensor(m.running_var), False, momentum, m.eps,
-                  torch.backends.cudnn.enabled)
-
-
-@module(nn.LayerNorm)
-def _layer_norm(b, m, x):
-    return b.call(aten.layer_norm.default, x, list(m.normalized_shape), b.tensor(m.weight),
-                  b.tensor(m.bias), m.eps, torch.backends.cudnn.enabled)
-
-
-@module(nn.Embedding)
-def _embedding(b, m, ids):
-    if m.max_norm is not None:
-        raise Refused("embedding with max_norm renormalizes its weight")
-    padding = -1 if m.padding_idx is None else m.padding_idx
-    return b.call(aten.embedding.default, b.tensor(m.weight), ids, padding,
-                  m.scale_grad_by_freq, m.sparse)
-
-
-@module(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-def _dropout(b, m, x):
-    op = {nn.Dropout: aten.dropout.default, nn.AlphaDropout: aten.alpha_dropout.default}.get(
-        type(m), aten.feature_dropout.default)
-    return b.call(op, x, float(m.p), False)
-
-
-@module(nn.Identity)
-def _identity(b, m, x):
-    return x
-
-
-@module(nn.Flatten)
-def _flatten_module(b, m, x):
-    return b.call(aten.flatten.using_ints, x, m.start_dim, m.end_dim)
-
-
-@module(nn.Unflatten)
-def _unflatten(b, m, x):
-    return b.call(aten.unflatten.int, x, m.dim, list(m.unflattened_size))
-
-
-_POINTWISE = {nn.ReLU: aten.relu.default, nn.Tanh: aten.tanh.default,
-              nn.Sigmoid: aten.sigmoid.default, nn.SiLU: aten.silu.default}
-
-
-@module(*_POINTWISE)
-def _pointwise(b, m, x):
-    return b.call(_POINTWISE[type(m)], x)
-
-
-@module(nn.GELU)
-def _gelu_module(b, m, x):
-    return b.call(aten.gelu.default, x, approximate=m.approximate)
-
-
-@module(nn.LeakyReLU)
-def _leaky_relu(b, m, x):
-    return b.call(aten.leaky_relu.default, x, m.negative_slope)
-
-
-@module(nn.Hardtanh)
-def _hardtanh(b, m, x):
-    return b.call(aten.hardtanh.default, x, m.min_val, m.max_val)
-
-
-@module(nn.Softplus)
-def _softplus(b, m, x):
-    return b.call(aten.softplus.default, x, m.beta, m.threshold)
-
-
-@module(nn.ELU)
-def _elu(b, m, x):
-    return b.call(aten.elu.default, x, m.alpha)
-
-
-@module(nn.Softmax, nn.LogSoftmax)
-def _softmax_module(b, m, x):
-    op = aten.softmax.int if type(m) is nn.Softmax else aten.log_softmax.int
-    if m.dim is None:
-        raise Refused("softmax with an implicit dim")
-    return b.call(op, x, m.dim)
-
-
-@module(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
-def _max_pool(b, m, x):
-    rank = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}[type(m)]
-    if m.return_indices:
-        raise Refused("max pool returning indices")
-    op = getattr(aten, f"max_pool{rank}d").default
-    return b.call(op, x, _pair(m.kernel_size, rank), _pair(m.stride, rank),
-                  _pair(m.padding, rank), _pair(m.dilation, rank), m.ceil_mode)
-
-
-@module(nn.AvgPool2d)
-def _avg_pool(b, m, x):
-    return b.call(aten.avg_pool2d.default, x, _pair(m.kernel_size, 2), _pair(m.stride, 2),
-                  _pair(m.padding, 2), m.ceil_mode, m.count_include_pad, m.divisor_override)
-
-
-@module(nn.AdaptiveAvgPool2d)
-def _adaptive_avg_pool(b, m, x):
-    return b.call(aten.adaptive_avg_pool2d.default, x, _pair(m.output_size, 2))
-
-
-# --- functions and methods ------------------------------------------------------------
 def function(*targets: Any, method: str | None = None):
     def register(fn):
         for t in targets:
@@ -184,38 +41,73 @@ def function(*targets: Any, method: str | None = None):
     return register
 
 
-def _binary(op, swapped=None):
-    """x op y as export records it: the tensor first where the op commutes."""
+def _pair(value: Any, rank: int) -> list[int]:
+    return list(value) if isinstance(value, (tuple, list)) else [value] * rank
+
+
+def _no_inplace(inplace: bool) -> None:
+    if inplace:
+        raise Refused("an in-place call")
+
+
+def _is_tensor(x: Any) -> bool:
+    return isinstance(x, torch.fx.Node)
+
+
+# --- arithmetic -----------------------------------------------------------------------
+def _binary(op):
     def rule(b, x, y):
-        if isinstance(x, torch.fx.Node):
-            return b.call(op, x, y)
-        if swapped is None:
-                raise Refused(f"{op} with a scalar first")
-        return b.call(swapped, y, x)
+        if not _is_tensor(x):
+            raise Refused(f"{op} with a scalar first")
+        return b.call(op, x, y)
     return rule
 
 
-for _fn, _method, _op, _swap in (
-        ((operator.add, torch.add), "add", aten.add.Tensor, aten.add.Tensor),
-        ((operator.mul, torch.mul), "mul", aten.mul.Tensor, aten.mul.Tensor),
-        ((operator.sub, torch.sub), "sub", aten.sub.Tensor, aten.rsub.Scalar),
-        ((operator.truediv, torch.div), "div", aten.div.Tensor, None)):
-    function(*_fn, method=_method)(_binary(_op, _swap))
+for _fn, _method, _op in ((torch.add, "add", aten.add.Tensor),
+                          (torch.mul, "mul", aten.mul.Tensor),
+                          (torch.sub, "sub", aten.sub.Tensor),
+                          (torch.div, "div", aten.div.Tensor)):
+    function(_fn, method=_method)(_binary(_op))
+
+
+@function(method="__rsub__")
+def _rsub(b, x, y):
+    """``c - x``: export records the tensor first."""
+    if _is_tensor(y):
+        raise Refused("__rsub__ of two tensors")
+    return b.call(aten.rsub.Scalar, x, y)
+
 
 for _name in ("relu", "tanh", "sigmoid", "neg", "exp"):
     _op = getattr(aten, _name).default
     function(getattr(torch, _name), method=_name)(lambda b, x, _op=_op: b.call(_op, x))
-FUNCTIONS[operator.neg] = FUNCTIONS[torch.neg]
-for _alias, _same in ((F.relu, torch.relu), (F.tanh, torch.tanh), (F.sigmoid, torch.sigmoid)):
+for _alias, _same in ((F.tanh, torch.tanh), (F.sigmoid, torch.sigmoid)):
     FUNCTIONS[_alias] = FUNCTIONS[_same]
 
 
-@function(torch.pow, operator.pow, method="pow")
+@function(F.relu)
+def _relu(b, x, inplace=False):
+    _no_inplace(inplace)
+    return b.call(aten.relu.default, x)
+
+
+@function(torch.pow, method="pow")
 def _pow(b, x, exponent):
     """A tensor to a scalar power (GPT-2's spelled-out GELU cubes its input)."""
-    if not isinstance(x, torch.fx.Node) or isinstance(exponent, torch.fx.Node):
+    if not _is_tensor(x) or _is_tensor(exponent):
         raise Refused("pow other than tensor ** scalar")
     return b.call(aten.pow.Tensor_Scalar, x, exponent)
+
+
+@function(torch.matmul, method="matmul")
+def _matmul(b, x, y):
+    return b.call(aten.matmul.default, x, y)
+
+
+# --- shapes ---------------------------------------------------------------------------
+def _shape(shape: tuple) -> list:
+    return list(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else list(
+        shape)
 
 
 @function(torch.flatten, method="flatten")
@@ -223,19 +115,14 @@ def _flatten(b, x, start_dim=0, end_dim=-1):
     return b.call(aten.flatten.using_ints, x, start_dim, end_dim)
 
 
+@function(method="unflatten")
+def _unflatten(b, x, dim, sizes):
+    return b.call(aten.unflatten.int, x, dim, list(sizes))
+
+
 @function(torch.cat, torch.concat)
 def _cat(b, tensors, dim=0):
     return b.call(aten.cat.default, list(tensors), dim)
-
-
-@function(torch.matmul, operator.matmul, method="matmul")
-def _matmul(b, x, y):
-    return b.call(aten.matmul.default, x, y)
-
-
-def _shape(shape: tuple) -> list:
-    return list(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else list(
-        shape)
 
 
 @function(method="view")
@@ -258,28 +145,6 @@ def _permute(b, x, *dims):
     return b.call(aten.permute.default, x, _shape(dims))
 
 
-@function(F.gelu)
-def _gelu(b, x, approximate="none"):
-    return b.call(aten.gelu.default, x, approximate=approximate)
-
-
-@function(F.softmax, torch.softmax, method="softmax")
-def _softmax(b, x, dim, _stacklevel=3, dtype=None):
-    if dtype is not None:
-        raise Refused("softmax with a dtype")
-    return b.call(aten.softmax.int, x, dim)
-
-
-@function(torch.mean, method="mean")
-def _mean(b, x, dim, keepdim=False):
-    return b.call(aten.mean.dim, x, _pair(dim, 1), keepdim)
-
-
-@function(torch.sum, method="sum")
-def _sum(b, x, dim, keepdim=False):
-    return b.call(aten.sum.dim_IntList, x, _pair(dim, 1), keepdim)
-
-
 @function(torch.unsqueeze, method="unsqueeze")
 def _unsqueeze(b, x, dim):
     return b.call(aten.unsqueeze.default, x, dim)
@@ -290,33 +155,65 @@ def _squeeze(b, x, dim):
     return b.call(aten.squeeze.dim, x, dim)
 
 
-@function(F.dropout)
-def _dropout_function(b, x, p=0.5, training=True, inplace=False):
-    if training or inplace:
-        raise Refused("dropout in training mode")
-    return b.call(aten.dropout.default, x, float(p), False)
+# --- reductions and normalisations ------------------------------------------------------
+@function(torch.mean, method="mean")
+def _mean(b, x, dim, keepdim=False):
+    return b.call(aten.mean.dim, x, _pair(dim, 1), keepdim)
 
 
-@function(F.silu)
-def _silu(b, x, inplace=False):
-    return b.call(aten.silu.default, x)
+@function(torch.sum, method="sum")
+def _sum(b, x, dim, keepdim=False):
+    return b.call(aten.sum.dim_IntList, x, _pair(dim, 1), keepdim)
 
 
-@function(F.leaky_relu)
-def _leaky_relu_function(b, x, negative_slope=0.01, inplace=False):
-    return b.call(aten.leaky_relu.default, x, negative_slope)
+@function(F.softmax, torch.softmax, method="softmax")
+def _softmax(b, x, dim, _stacklevel=3, dtype=None):
+    if dim is None or dtype is not None:
+        raise Refused("softmax with an implicit dim or a dtype")
+    return b.call(aten.softmax.int, x, dim)
 
 
+@function(F.log_softmax)
+def _log_softmax(b, x, dim, _stacklevel=3, dtype=None):
+    if dim is None or dtype is not None:
+        raise Refused("log_softmax with an implicit dim or a dtype")
+    return b.call(aten.log_softmax.int, x, dim)
+
+
+@function(F.batch_norm)
+def _batch_norm(b, x, running_mean, running_var, weight=None, bias=None, training=False,
+                momentum=0.1, eps=1e-5):
+    if training or running_mean is None:
+        raise Refused("batch norm with batch statistics")
+    return b.call(aten.batch_norm.default, x, weight, bias, running_mean, running_var, False,
+                  0.0 if momentum is None else momentum, eps, torch.backends.cudnn.enabled)
+
+
+@function(F.layer_norm)
+def _layer_norm(b, x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    return b.call(aten.layer_norm.default, x, list(normalized_shape), weight, bias, eps,
+                  torch.backends.cudnn.enabled)
+
+
+# --- maps with weights ----------------------------------------------------------------
 @function(F.linear)
-def _linear_function(b, x, weight, bias=None):
-    """A bare nn.Linear traced as the root: its forward is this call."""
+def _linear(b, x, weight, bias=None):
     return b.call(aten.linear.default, x, weight, bias)
 
 
-def _conv_function(rank: int):
+@function(F.embedding)
+def _embedding(b, ids, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+               scale_grad_by_freq=False, sparse=False):
+    if max_norm is not None:
+        raise Refused("embedding with max_norm renormalizes its weight")
+    padding = -1 if padding_idx is None else padding_idx
+    return b.call(aten.embedding.default, weight, ids, padding, scale_grad_by_freq, sparse)
+
+
+def _conv(rank: int):
     def rule(b, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         op = getattr(aten, f"conv{rank}d")
-        if isinstance(padding, str):
+        if isinstance(padding, str):  # "same"/"valid" is its own overload
             return b.call(op.padding, x, weight, bias, _pair(stride, rank), padding,
                           _pair(dilation, rank), groups)
         return b.call(op.default, x, weight, bias, _pair(stride, rank), _pair(padding, rank),
@@ -325,4 +222,87 @@ def _conv_function(rank: int):
 
 
 for _rank, _fn in ((1, F.conv1d), (2, F.conv2d), (3, F.conv3d)):
-    FUNCTIONS[_fn] = _conv_function(_rank)
+    FUNCTIONS[_fn] = _conv(_rank)
+
+
+# --- activations ----------------------------------------------------------------------
+@function(F.gelu)
+def _gelu(b, x, approximate="none"):
+    return b.call(aten.gelu.default, x, approximate=approximate)
+
+
+@function(F.silu)
+def _silu(b, x, inplace=False):
+    _no_inplace(inplace)
+    return b.call(aten.silu.default, x)
+
+
+@function(F.leaky_relu)
+def _leaky_relu(b, x, negative_slope=0.01, inplace=False):
+    _no_inplace(inplace)
+    return b.call(aten.leaky_relu.default, x, negative_slope)
+
+
+@function(F.hardtanh)
+def _hardtanh(b, x, min_val=-1.0, max_val=1.0, inplace=False):
+    _no_inplace(inplace)
+    return b.call(aten.hardtanh.default, x, min_val, max_val)
+
+
+@function(F.softplus)
+def _softplus(b, x, beta=1.0, threshold=20.0):
+    return b.call(aten.softplus.default, x, beta, threshold)
+
+
+@function(F.elu)
+def _elu(b, x, alpha=1.0, inplace=False):
+    _no_inplace(inplace)
+    return b.call(aten.elu.default, x, alpha)
+
+
+# --- dropout (inference: the identity, kept as export keeps it) -------------------------
+def _dropout(op, rank: int | None = None):
+    def rule(b, x, p=0.5, training=True, inplace=False):
+        _no_inplace(inplace)
+        if training:
+            raise Refused("dropout in training mode")
+        if rank is not None and len(b.value(x).shape) != rank:
+            raise Refused(f"feature dropout on a {len(b.value(x).shape)}-d input")
+        return b.call(op, x, float(p), False)
+    return rule
+
+
+FUNCTIONS[F.dropout] = _dropout(aten.dropout.default)
+FUNCTIONS[F.alpha_dropout] = _dropout(aten.alpha_dropout.default)
+for _rank, _fn in ((3, F.dropout1d), (4, F.dropout2d), (5, F.dropout3d)):
+    FUNCTIONS[_fn] = _dropout(aten.feature_dropout.default, _rank)
+
+
+# --- pooling --------------------------------------------------------------------------
+def _max_pool(rank: int):
+    def rule(b, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+             return_indices=False):
+        if return_indices:
+            raise Refused("max pool returning indices")
+        stride = kernel_size if stride is None or stride == [] else stride
+        return b.call(getattr(aten, f"max_pool{rank}d").default, x, _pair(kernel_size, rank),
+                      _pair(stride, rank), _pair(padding, rank), _pair(dilation, rank),
+                      ceil_mode)
+    return rule
+
+
+for _rank, _fn in ((1, F.max_pool1d), (2, F.max_pool2d), (3, F.max_pool3d)):
+    FUNCTIONS[_fn] = _max_pool(_rank)
+
+
+@function(F.avg_pool2d)
+def _avg_pool(b, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+              count_include_pad=True, divisor_override=None):
+    stride = kernel_size if stride is None or stride == [] else stride
+    return b.call(aten.avg_pool2d.default, x, _pair(kernel_size, 2), _pair(stride, 2),
+                  _pair(padding, 2), ceil_mode, count_include_pad, divisor_override)
+
+
+@function(F.adaptive_avg_pool2d)
+def _adaptive_avg_pool(b, x, output_size):
+    return b.call(aten.adaptive_avg_pool2d.default, x, _pair(output_size, 2))

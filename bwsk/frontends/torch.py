@@ -1,5 +1,6 @@
-"""PyTorch frontend: an nn.Module becomes a bwsk Graph through ``torch.export`` (or
-``torch.fx`` where it traces the module; ``torch_fx`` rewrites it into the same ATen calls).
+"""PyTorch frontend: an nn.Module becomes a bwsk Graph through ``torch.export``, or through
+one recorded forward pass where that captures it (``torch_fx``: the same ATen calls, in an fx
+graph).
 
 The ATen graph is walked once. Everything that does not depend on the user's
 inputs (parameters, masks built from positions, shape arithmetic) is evaluated and becomes
@@ -32,7 +33,7 @@ def graph_of(module: torch.nn.Module, example_inputs: Any = None, *,
     on the inputs (position embeddings looked up at fixed positions) stay nodes reading the
     parameter by name, so a planner sees its gradient; buffers, literals and frozen
     parameters still fold. ``how`` picks the capture (``torch_export.capture``): both routes
-    give the same graph, fx in milliseconds where it can trace the module."""
+    give the same graph, the fx recording in milliseconds where it captures the module."""
     program, names, _ = capture(module, example_inputs, how)
     return graph_of_program(module, program, names, fold_parameters)
 

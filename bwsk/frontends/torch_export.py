@@ -33,8 +33,9 @@ CAPTURES = ("auto", "fx", "export")
 def capture(module: torch.nn.Module, example_inputs: Any = None, how: str = "auto"):
     """(program, {placeholder name: parameter/buffer FQN}, route) for ``module`` in eval mode.
 
-    ``how``: "fx" captures with torch.fx (milliseconds; see ``torch_fx``), "export" with
-    torch.export, "auto" with fx when it captures the module faithfully, else export."""
+    ``how``: "fx" records one forward pass into a torch.fx graph (milliseconds; see
+    ``torch_fx``), "export" uses torch.export, "auto" records when the recording captures the
+    module faithfully, else exports."""
     if how not in CAPTURES:
         raise UnsupportedModelError(f"capture must be one of {', '.join(CAPTURES)}, not {how!r}")
     if not isinstance(module, torch.nn.Module):
@@ -49,8 +50,9 @@ def capture(module: torch.nn.Module, example_inputs: Any = None, how: str = "aut
                 return (*capture_fx(module, args, kwargs), "fx")
         except Refused as why:
             if how == "fx":
-                raise UnsupportedModelError(f"torch.fx cannot capture {type(module).__name__}: "
-                                            f"{why}; use how='export'") from None
+                raise UnsupportedModelError(f"the fx recording cannot capture "
+                                            f"{type(module).__name__}: {why}; use how='export'"
+                                            ) from None
     return (*_export(module, args, kwargs), "export")
 
 
@@ -82,13 +84,16 @@ def _export(module: torch.nn.Module, args: tuple, kwargs: dict):
 
 @contextlib.contextmanager
 def _eval(module: torch.nn.Module):
-    """Eval mode while capturing (dropout off, running statistics), the caller's mode after."""
-    was_training = module.training
-    module.eval()
+    """Eval mode while capturing (dropout off, running statistics), the caller's mode after
+    (each submodule's own: a model may keep some parts in training mode)."""
+    modes = [(m, m.training) for m in module.modules() if m.training]
+    for m, _ in modes:
+        m.training = False
     try:
         yield
     finally:
-        module.train(was_training)
+        for m, was in modes:
+            m.training = was
 
 
 @contextlib.contextmanager

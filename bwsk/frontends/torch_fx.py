@@ -1,29 +1,36 @@
-"""Capturing a module with ``torch.fx`` instead of ``torch.export``, when fx can trace it.
+"""Capturing a module by recording one forward pass into a torch.fx graph.
 
-An fx trace plus two small forward passes cost milliseconds where ``torch.export`` costs tens
-to hundreds (it re-traces through the dispatcher with fake tensors). Only the trace's graph
-is needed, so the ``GraphModule`` that ``symbolic_trace`` would generate code for is skipped.
-The fx graph speaks in leaf modules, torch functions and tensor methods; each is rewritten
-into the ATen call that export's pre-dispatch IR records for it (``nn.Linear`` ->
-``aten.linear``, ``x + y`` -> ``aten.add.Tensor``, trailing default arguments dropped as
-export drops them) and executed on real tensors, so every node carries its value as export's
-``meta["val"]`` does. The same walk (``Emitter``) then maps both routes onto atoms: one
-graph, whichever route captured it.
+``torch.export`` re-traces the module through the dispatcher with fake tensors: tens of
+milliseconds for a small net, seconds for GPT-2. Here the module's own ``forward`` runs once
+on the example inputs under a ``TorchFunctionMode``, which sees every torch function and
+tensor method it calls. Each call is rewritten into the ATen call export's pre-dispatch IR
+records for it (``fx_rules``: ``F.linear`` -> ``aten.linear``, ``x + y`` ->
+``aten.add.Tensor``, trailing default arguments dropped as export drops them), run on the
+real tensors, checked against the original call on the same arguments, and appended to an fx
+graph whose nodes carry their values as export's ``meta["val"]`` does. The same walk
+(``Emitter``) then maps both routes onto atoms: one graph, whichever route captured it.
 
-The rewrite covers a fixed vocabulary (``fx_rules``). Anything outside it, a trace failure,
-or a result that differs from the module's own output raises ``Refused`` (with the reason),
-and ``torch_export.capture`` falls back to ``torch.export``.
+Why the recording is the function (at the example's shapes, as the analysis is): every
+tensor a recorded call reads is a graph input, a parameter or buffer, or the result of an
+earlier recorded call. Anything else raises ``Refused`` with the reason and
+``torch_export.capture`` falls back to torch.export: a call outside the vocabulary, a tensor
+from elsewhere, a value read back into Python (``bool(x)``, ``x.item()``: data-dependent
+control flow), an in-place update. Reading shapes is allowed; the graph is specialised to
+them, as export specialises static shapes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import fx
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
 
 from bwsk.frontends import fx_rules
 from bwsk.frontends.fx_rules import Refused
@@ -46,26 +53,33 @@ class FxProgram:
 
 def capture_fx(module: torch.nn.Module, args: tuple, kwargs: dict):
     """(FxProgram, {placeholder: FQN}) for ``module`` (in eval mode); raises Refused, saying
-    why, where the fx route cannot capture it faithfully."""
+    why, where the recording cannot capture it faithfully."""
     if kwargs or not all(isinstance(a, torch.Tensor) for a in args):
         raise Refused("inputs other than positional tensors")
-    try:
-        traced = fx.Tracer().trace(module)
-    except Exception as exc:  # fx tracing fails in many ways
-        raise Refused(f"fx trace: {_first_line(exc)}") from None
     builder = _Builder(module)
+    inputs = builder.inputs(_argument_names(module, len(args)), args)
+    recorder = _Recorder(builder)
     try:
-        with _one_thread():
-            outputs = builder.run(traced, args)
-            with torch.no_grad():
-                expected = module(*args)
+        with _one_thread(), torch.no_grad(), _module_stack(module, builder), recorder:
+            outputs = module(*inputs)
     except Refused:
         raise
-    except Exception as exc:  # a rewritten call that does not run
-        raise Refused(f"rewritten graph does not run: {_first_line(exc)}") from None
-    if not _same(outputs, expected):
-        raise Refused("rewritten graph computes a different result than forward()")
+    except Exception as exc:  # the forward failed under the recording
+        raise Refused(recorder.refused or f"forward: {_first_line(exc)}") from None
+    if recorder.refused:  # raised inside forward and caught there: still refused
+        raise Refused(recorder.refused)
+    builder.output(outputs)
     return builder.program(), builder.fqn_of
+
+
+def _argument_names(module: torch.nn.Module, count: int) -> list[str]:
+    """The forward's names for the first ``count`` positional arguments (export's names)."""
+    params = list(inspect.signature(module.forward).parameters.values())
+    names = [p.name for p in params[:count]
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(names) < count:
+        raise Refused("forward takes *args")
+    return names
 
 
 @contextlib.contextmanager
@@ -80,109 +94,185 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def _first_line(exc: Exception) -> str:
+@contextlib.contextmanager
+def _module_stack(root: torch.nn.Module, builder: _Builder):
+    """Keeps ``builder.stack`` the path of submodules being called (export's
+    ``nn_module_stack``: the root is not on it)."""
+    paths = {id(m): name for name, m in root.named_modules() if name}
+
+    def enter(module, _args):
+        path = paths.get(id(module))
+        if path is not None:
+            builder.stack[path] = (path, type(module))
+
+    def leave(module, _args, _output):
+        builder.stack.pop(paths.get(id(module)), None)
+
+    hooks = (torch.nn.modules.module.register_module_forward_pre_hook(enter),
+             torch.nn.modules.module.register_module_forward_hook(leave))
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
 
 
 def _same(got: Any, expected: Any) -> bool:
-    """Leaves equal in structure, shape, dtype and value (the same kernels ran)."""
-    got_leaves, got_spec = torch.utils._pytree.tree_flatten(got)
-    exp_leaves, exp_spec = torch.utils._pytree.tree_flatten(expected)
-    if got_spec != exp_spec:
-        return False
-    for a, b in zip(got_leaves, exp_leaves, strict=True):
-        if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-            if a != b:
-                return False
-        elif a.shape != b.shape or a.dtype != b.dtype or not torch.allclose(
-                a, b, rtol=1e-6, atol=1e-7, equal_nan=True):
-            return False
-    return True
+    """Equal in structure, shape, dtype and value (the same kernels ran: usually bitwise)."""
+    if isinstance(got, torch.Tensor) and isinstance(expected, torch.Tensor):
+        return got.shape == expected.shape and got.dtype == expected.dtype and (
+            torch.equal(got, expected) or torch.allclose(got, expected, rtol=1e-6, atol=1e-7,
+                                                         equal_nan=True))
+    if isinstance(got, (tuple, list)) and isinstance(expected, (tuple, list)):
+        return len(got) == len(expected) and all(map(_same, got, expected))
+    return type(got) is type(expected) and got == expected
+
+
+def _has_tensor(x: Any) -> bool:
+    if isinstance(x, (tuple, list)):
+        return any(map(_has_tensor, x))
+    return isinstance(x, torch.Tensor)
+
+
+def _map(fn, kind: type, x: Any) -> Any:
+    """``x`` with ``fn`` applied to each ``kind`` inside tuples, lists and dicts (a call's
+    arguments are shallow: pytree's generality costs more than the call itself)."""
+    if isinstance(x, kind):
+        return fn(x)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_map(fn, kind, v) for v in x)
+    if isinstance(x, dict):
+        return {k: _map(fn, kind, v) for k, v in x.items()}
+    return x
+
+
+# --- what the forward may do besides recorded calls ------------------------------------
+_METADATA = frozenset({"size", "dim", "ndimension", "numel", "nelement", "__len__", "stride",
+                       "is_floating_point", "is_complex", "is_contiguous", "element_size",
+                       "get_device"})
+_GRAD_MODE = (torch._C._set_grad_enabled, torch.is_grad_enabled)
+
+
+def _method_name(func: Any) -> str | None:
+    """``add`` for ``Tensor.add`` / ``TensorBase.add``; None for a free function."""
+    qualname = getattr(func, "__qualname__", "")
+    if qualname.startswith(("TensorBase.", "Tensor.")):
+        return qualname.split(".", 1)[1]
+    return None
+
+
+def _reads_metadata(func: Any) -> bool:
+    """Shape, dtype and device reads and grad-mode switches: no tensor data reaches Python."""
+    if func in _GRAD_MODE:
+        return True
+    if getattr(func, "__name__", "") == "__get__":  # a property such as .shape or .dtype
+        owner = getattr(getattr(func, "__self__", None), "__objclass__", None)
+        return owner is torch._C.TensorBase
+    return _method_name(func) in _METADATA
+
+
+class _Recorder(TorchFunctionMode):
+    """Rewrites, runs, checks and records each torch call of the forward (see the module
+    docstring); the first refusal is kept even where the forward catches the exception."""
+
+    def __init__(self, builder: _Builder):
+        super().__init__()
+        self.builder = builder
+        self.refused: str | None = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        try:
+            if _reads_metadata(func):
+                return self._metadata(func, args, kwargs)
+            return self._record(func, args, kwargs)
+        except Refused as why:
+            self.refused = self.refused or str(why)
+            raise
+
+    def _metadata(self, func, args: tuple, kwargs: dict) -> Any:
+        result = func(*args, **kwargs)
+        if _has_tensor(result):
+            raise Refused(f"{_name(func)} returns a tensor outside the recording")
+        return result
+
+    def _record(self, func, args: tuple, kwargs: dict) -> Any:
+        rule = fx_rules.rule_for(func, _method_name(func))
+        if rule is None:
+            raise Refused(f"{_name(func)} is outside the vocabulary")
+        b = self.builder
+        node_args, node_kwargs = _map(b.node_of, torch.Tensor, (args, kwargs))
+        try:
+            result = _map(b.value, fx.Node, rule(b, *node_args, **node_kwargs))
+        except Refused:
+            raise
+        except Exception as exc:  # a rule whose arguments do not fit, or a call that fails
+            raise Refused(f"{_name(func)}: {_first_line(exc)}") from None
+        if not _same(result, func(*args, **kwargs)):
+            raise Refused(f"{_name(func)}: the rewritten call computes a different result")
+        return result
+
+
+def _name(func: Any) -> str:
+    return getattr(func, "__qualname__", None) or repr(func)
 
 
 class _Builder:
-    """Rewrites an fx graph into export-style ATen calls, running each on real tensors."""
+    """The fx graph under construction: export-style ATen calls, each run on real tensors."""
 
     def __init__(self, module: torch.nn.Module):
-        self.module = module
         self.graph = fx.Graph()
         self.fqn_of: dict[str, str] = {}  # placeholder name -> parameter/buffer FQN
         self.state: dict[str, torch.Tensor] = {}
         self.params: list[str] = []
-        self._by_id = {id(t): (name, True) for name, t in module.named_parameters()}
-        self._by_id.update({id(t): (name, False) for name, t in module.named_buffers()
-                            if id(t) not in self._by_id})
-        self._placeholder_of: dict[str, fx.Node] = {}
-        self.stack: dict[str, tuple[str, type]] = {}  # nn_module_stack of the node in hand
+        self._state_by_id = {id(t): (name, True) for name, t in module.named_parameters()}
+        self._state_by_id.update({id(t): (name, False) for name, t in module.named_buffers()
+                                  if id(t) not in self._state_by_id})
+        self._node_by_id: dict[int, fx.Node] = {}  # recorded values are kept alive in meta
+        self.stack: dict[str, tuple[str, type]] = {}  # nn_module_stack of the call in hand
 
     def program(self) -> FxProgram:
         return FxProgram(self.graph, self.state, _Signature(self.params))
 
-    def run(self, traced: fx.Graph, args: tuple) -> Any:
-        env: dict[fx.Node, Any] = {}
-        inputs = iter(args)
-        for n in traced.nodes:
-            self.stack = dict(n.meta.get("nn_module_stack") or {})
-            if n.op == "placeholder":
-                env[n] = self._input(str(n.target).lstrip("*"), next(inputs, None))
-            elif n.op == "output":
-                result = fx.node.map_arg(n.args[0], lambda x: env[x])
-                self.graph.output(result)
-                return fx.node.map_aggregate(result, self.value)
-            else:
-                call_args, call_kwargs = fx.node.map_arg((n.args, n.kwargs), lambda x: env[x])
-                env[n] = self._call(n, call_args, call_kwargs)
-        raise Refused("no output")
+    def inputs(self, names: list[str], args: tuple) -> tuple:
+        """Placeholders for the inputs, and copies of them for the forward to run on (one
+        tensor passed twice, or a parameter passed as input, stays two values)."""
+        copies = tuple(a.detach().clone() for a in args)
+        for name, value in zip(names, copies, strict=True):
+            node = self.graph.placeholder(name)
+            node.name = name  # export keeps the argument's name even where fx avoids a builtin
+            self._record(node, value)
+        return copies
 
-    def _input(self, name: str, value: Any) -> fx.Node:
-        if not isinstance(value, torch.Tensor):
-            raise Refused(f"input {name} has no tensor")
-        node = self.graph.placeholder(name)
-        node.name = name  # export keeps the argument's name even where fx avoids a builtin
-        node.meta["val"] = value
-        return node
-
-    def _call(self, n: fx.Node, args: tuple, kwargs: dict) -> Any:
-        if n.op == "get_attr":
-            return self.tensor(_attr(self.module, n.target))
-        if n.op == "call_module":
-            sub = self.module.get_submodule(n.target)
-            rule = fx_rules.MODULES.get(type(sub))
-            if rule is None:
-                raise Refused(f"module {type(sub).__name__}")
-            self.stack.setdefault(n.target, (n.target, type(sub)))
-            return rule(self, sub, *args, **kwargs)
-        if n.op == "call_method":
-            rule = fx_rules.METHODS.get(n.target)
-        else:
-            rule = fx_rules.FUNCTIONS.get(n.target)
-            if n.target is operator.getitem and not isinstance(args[0], fx.Node):
-                return args[0][args[1]]
-        if rule is None:
-            raise Refused(f"{n.op} {n.target}")
-        return rule(self, *args, **kwargs)
+    def output(self, outputs: Any) -> None:
+        leaves = pytree.tree_leaves(outputs)
+        if not leaves or not all(isinstance(x, torch.Tensor) for x in leaves):
+            raise Refused("forward returns something other than tensors")
+        self.graph.output(pytree.tree_map_only(torch.Tensor, self.node_of, outputs))
 
     # --- what rules call --------------------------------------------------------------
-    def tensor(self, t: Any) -> Any:
-        """A parameter or buffer as the placeholder export gives it; None stays None."""
-        if t is None:
-            return None
-        entry = self._by_id.get(id(t))
+    def node_of(self, t: torch.Tensor) -> fx.Node:
+        """The node whose value ``t`` is: an input, a recorded result, or a parameter or
+        buffer (a placeholder named as export names it)."""
+        node = self._node_by_id.get(id(t))
+        if node is not None:
+            return node
+        entry = self._state_by_id.get(id(t))
         if entry is None:
-            raise Refused("a tensor attribute that is neither parameter nor buffer")
+            raise Refused("a tensor that is no input, parameter, buffer or recorded result")
         fqn, is_param = entry
-        node = self._placeholder_of.get(fqn)
-        if node is None:
-            name = ("p_" if is_param else "b_") + fqn.replace(".", "_")
-            with self.graph.inserting_before(next(iter(self.graph.nodes), None)):
-                node = self.graph.placeholder(name)
-            node.meta["val"] = t
-            self.fqn_of[node.name] = fqn
-            self.state[fqn] = t
-            if is_param:
-                self.params.append(fqn)
-            self._placeholder_of[fqn] = node
-        return node
+        name = ("p_" if is_param else "b_") + fqn.replace(".", "_")
+        with self.graph.inserting_before(next(iter(self.graph.nodes), None)):
+            node = self.graph.placeholder(name)
+        self.fqn_of[node.name] = fqn
+        self.state[fqn] = t
+        if is_param:
+            self.params.append(fqn)
+        return self._record(node, t)
 
     def value(self, x: Any) -> Any:
         return x.meta["val"] if isinstance(x, fx.Node) else x
@@ -192,26 +282,25 @@ class _Builder:
         trailing defaults dropped; executed now so the node carries its value."""
         args, kwargs = _normalize(target, args, kwargs)
         real_args, real_kwargs = fx.node.map_aggregate((args, kwargs), self.value)
-        with torch.no_grad():
-            result = target(*real_args, **real_kwargs)
+        result = target(*real_args, **real_kwargs)
         node = self.graph.call_function(target, tuple(args), kwargs,
                                         name=target.overloadpacket.__name__)
-        node.meta["val"] = result
         if self.stack:
             node.meta["nn_module_stack"] = dict(self.stack)
         if isinstance(result, (tuple, list)):
+            node.meta["val"] = result
             return tuple(self._item(node, i, r) for i, r in enumerate(result))
-        return node
+        return self._record(node, result)
 
     def _item(self, parent: fx.Node, index: int, value: Any) -> fx.Node:
         node = self.graph.call_function(operator.getitem, (parent, index), name="getitem")
+        return self._record(node, value)
+
+    def _record(self, node: fx.Node, value: Any) -> fx.Node:
         node.meta["val"] = value
+        if isinstance(value, torch.Tensor):
+            self._node_by_id[id(value)] = node
         return node
-
-
-def _attr(root: torch.nn.Module, target: str) -> Any:
-    owner, _, leaf = target.rpartition(".")
-    return getattr(root.get_submodule(owner) if owner else root, leaf)
 
 
 def _normalize(target, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
