@@ -5,7 +5,8 @@
 2. A random well-typed term of about a million nodes: a chain of values, each a small random
    combinator/lambda function of earlier values, so every node hides redexes.
 3. Side by side with the pure-Python reference normalizer (tests/oracle.py), whose results
-   must agree: a 100,005-node chain with one beta-redex per layer (20,000 layers), the residual chain of 1. at 25,000 layers (abstraction only), and the random generator at
+   must agree: a 100,005-node chain with one beta-redex per layer (20,000 layers), the
+   residual chain of 1. at 25,000 layers (abstraction only), and the random generator at
    about 100,000 nodes (the oracle needs a minute or two on it). The target compares the two
    normalizers alone; the ratio with record conversion in and out is printed beside it.
 
@@ -175,7 +176,8 @@ def main() -> None:
     for name, records, target in [
             ("redex chain, 20k layers", redex_chain(20_000, f"o{seed}"), " (target >= 30x)"),
             ("residual chain, 25k layers", residual_chain(25_000, f"o{seed}"), " (no rewrites)"),
-            ("random well-typed", RandomTyped(2, f"o{seed}").generate(120_000), " (target >= 30x)")]:
+            ("random well-typed", RandomTyped(2, f"o{seed}").generate(120_000),
+             " (target >= 30x)")]:
         times = versus_oracle(records)
         if times is None:
             return

@@ -231,7 +231,7 @@ def store_stats() -> dict[str, int]:
 
 
 __all__ = [
-    "MAX_STEPS", "B", "C", "I", "K", "S", "W", "Exported", "Term", "abstract", "app", "build",
+    "MAX_STEPS", "B", "C", "Exported", "I", "K", "S", "Term", "W", "abstract", "app", "build",
     "build_all", "export", "lam", "prim", "proj", "ref", "rules", "store_stats", "tup",
     "tuple_ctor",
 ]

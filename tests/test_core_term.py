@@ -13,8 +13,26 @@ from hypothesis import strategies as st
 from bwsk import _core
 from bwsk.errors import TermError
 from bwsk.term import (
-    B, C, I, K, S, W, Term, abstract, app, build, build_all, export, lam, prim, proj, ref, rules,
-    store_stats, tup, tuple_ctor,
+    B,
+    C,
+    I,
+    K,
+    S,
+    Term,
+    W,
+    abstract,
+    app,
+    build,
+    build_all,
+    export,
+    lam,
+    prim,
+    proj,
+    ref,
+    rules,
+    store_stats,
+    tup,
+    tuple_ctor,
 )
 
 _fresh = itertools.count()
