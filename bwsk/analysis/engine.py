@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from bwsk.analysis import residual
-from bwsk.analysis.execute import Runner, random_inputs
+from bwsk.analysis.execute import Runner, StepRunner
 from bwsk.analysis.inverse import InverseProgram, recover
 from bwsk.analysis.result import Analysis, NodeVerdict
-from bwsk.analysis.witness import find_witness
+from bwsk.analysis.witness import Sample, find_witness, replay
 from bwsk.catalogue import Judgement, judge
 from bwsk.errors import BwskError, UnsupportedModelError
 from bwsk.ir import Graph
@@ -56,12 +56,8 @@ def replay_k(graph: Graph, judgements: list[Judgement], plan: tuple[int, int]) -
     """K for a graph structurally equal to one proved K by the lifted witness ``plan`` (same
     signature and per-node facts, hence not S either), when the plan's witness, lifted
     through this graph's weights, collides here; None otherwise (prove it in full)."""
-    from bwsk.analysis.execute import StepRunner
-    from bwsk.analysis.witness import replay
-
-    rng = np.random.default_rng(SEED)
     with np.errstate(all="ignore"):
-        search = replay(graph, judgements, StepRunner(graph), random_inputs(graph, rng), rng, plan)
+        search = replay(graph, judgements, StepRunner(graph), Sample(graph, SEED), plan)
     if search.witness is None:
         return None
     analysis = Analysis(graph.name, graph, "K", search.reason, [], witness=search.witness)
@@ -111,10 +107,9 @@ def prove(
             inverse_steps=program.describe(),
         )
         return analysis
-    rng = np.random.default_rng(SEED)
     runner = runner or Runner(graph)
     with np.errstate(all="ignore"):
-        search = find_witness(graph, judgements, runner, random_inputs(graph, rng), rng, budget)
+        search = find_witness(graph, judgements, runner, Sample(graph, SEED), budget)
     if search.witness is not None:
         analysis = Analysis(graph.name, graph, "K", search.reason, nodes, witness=search.witness)
         analysis.extra.update(witness_failures=search.failures, witness_plan=search.plan)

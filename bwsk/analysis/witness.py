@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bwsk.analysis.dominators import PostDominators
-from bwsk.analysis.execute import Runner, StepRunner, evaluate
+from bwsk.analysis.execute import Runner, StepRunner, evaluate, random_inputs
 from bwsk.analysis.inverse import InverseProgram, recover
 from bwsk.analysis.result import Witness
 from bwsk.catalogue import Judgement
@@ -26,6 +26,21 @@ class Search:
     reason: str
     failures: list[str]
     plan: tuple[int, int] | None = None  # (node, collision option) of a lifted witness
+
+
+class Sample:
+    """A search's base inputs and generator, drawn on first use (most block searches end on
+    structure alone); the draws come in the same order whenever they happen."""
+
+    def __init__(self, graph: Graph, seed: int):
+        self.graph, self.seed = graph, seed
+        self._drawn: tuple[dict, np.random.Generator] | None = None
+
+    def __call__(self) -> tuple[dict, np.random.Generator]:
+        if self._drawn is None:
+            rng = np.random.default_rng(self.seed)
+            self._drawn = (random_inputs(self.graph, rng), rng)
+        return self._drawn
 
 
 _CANNOT_RUN = (
@@ -196,10 +211,11 @@ def candidates(graph: Graph, judgements: list[Judgement], pdom: PostDominators):
                 break
 
 
-def _unused(graph: Graph, base: dict) -> tuple[dict, dict, str] | None:
+def _unused(graph: Graph, sample: Sample) -> tuple[dict, dict, str] | None:
     up, _ = ancestors(graph, set(graph.outputs))
     for name in graph.inputs:
         if name not in up:
+            base = sample()[0]
             b = dict(base)
             b[name] = (np.asarray(base[name]) + 1).astype(base[name].dtype)
             return base, b, f"input {name} does not reach any output"
@@ -210,15 +226,14 @@ def find_witness(
     graph: Graph,
     judgements: list[Judgement],
     runner: Runner,
-    base: dict,
-    rng: np.random.Generator,
+    sample: Sample,
     budget: list[int] | None = None,
 ) -> Search:
     """Unused inputs first, then lifted node collisions; ``budget`` (a shared one-element
     counter) caps the lifted attempts that get executed."""
     budget = budget if budget is not None else [MAX_TRIES]
     failures: list[str] = []
-    unused = _unused(graph, base)
+    unused = _unused(graph, sample)
     if unused is not None:
         a, b, why = unused
         problem = _checked(runner, graph, a, b)
@@ -227,11 +242,12 @@ def find_witness(
         failures.append(f"unused-input witness failed: {problem}")
     if budget[0] <= 0 or not any(j.verdict == "K" and j.collide is not None for j in judgements):
         return Search(None, "", failures)
-    env, pdom = dict(base), PostDominators(graph)
+    env: dict = {}  # values on the base inputs, shared by the attempts
+    pdom = PostDominators(graph)
     for tries, (k, option, why, collide) in enumerate(candidates(graph, judgements, pdom)):
         if budget[0] <= 0 or tries >= MAX_PREFIXES:
             break
-        witness, reason = _attempt(graph, judgements, runner, (k, why, collide), base, env, rng,
+        witness, reason = _attempt(graph, judgements, runner, (k, why, collide), sample, env,
                                    pdom, budget)
         if witness is not None:
             return Search(witness, reason, failures, (k, option))
@@ -243,8 +259,7 @@ def replay(
     graph: Graph,
     judgements: list[Judgement],
     runner: Runner,
-    base: dict,
-    rng: np.random.Generator,
+    sample: Sample,
     plan: tuple[int, int],
 ) -> Search:
     """A structurally equal graph's witness plan (same signature and per-node facts) lifted
@@ -256,14 +271,14 @@ def replay(
     if option >= len(options):
         return Search(None, "", [f"no collision option {option} at node {k}"])
     _, why, collide = options[option]
-    witness, reason = _attempt(graph, judgements, runner, (k, why, collide), base, dict(base),
-                               rng, None, None)
+    witness, reason = _attempt(graph, judgements, runner, (k, why, collide), sample, {}, None,
+                               None)
     if witness is None:
         return Search(None, "", [reason])
     return Search(witness, reason, [], plan)
 
 
-def _attempt(graph, judgements, runner, candidate, base, env, rng, pdom, budget):
+def _attempt(graph, judgements, runner, candidate, sample, env, pdom, budget):
     """One lifted candidate (node, why, collide), executed: (witness, reason) or (None, why
     it failed); a ``budget`` is charged once the structural checks pass."""
     k, why, collide = candidate
@@ -272,6 +287,9 @@ def _attempt(graph, judgements, runner, candidate, base, env, rng, pdom, budget)
         program = _prefix(graph, judgements, k, pdom)
         if budget is not None:
             budget[0] -= 1
+        base, rng = sample()
+        if not env:
+            env.update(base)
         a, b, envs = _lift(graph, k, collide, program, base, env, rng)
         problem = verify(runner, graph, a, b, envs)
     except _CANNOT_RUN as exc:  # an inverse step that cannot run: no witness
