@@ -167,3 +167,20 @@ def test_branch_bound_is_never_below_a_measured_slope(f):
         slopes = (f(a) - f(b)).norm(dim=1) / (a - b).norm(dim=1)
     assert slopes.max() <= bound
     assert slopes.max() > bound / 50  # the bound is not vacuous
+
+
+def test_a_branch_without_a_bound_reads_no_weight(monkeypatch):
+    """Whether an op has a bound does not depend on weights: a layer norm in the branch
+    decides before any spectral norm is computed (GPT-2 spent half its weight checks there)."""
+    from bwsk.analysis import residual
+    from bwsk.catalogue import judge
+
+    def unread(w):
+        raise AssertionError("a spectral norm was computed for an unbounded branch")
+
+    model = _Branch(nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 8))).eval()
+    graph = graph_of(model, (torch.randn(4, 8),))
+    [members] = residual.upgrade(graph, [judge(graph, n) for n in graph.nodes], False).values()
+    monkeypatch.setattr(residual, "norm_bound", unread)
+    bound, why = residual.lipschitz(graph, graph.inputs[0], members)
+    assert bound is None and "layernorm" in why and "1/sqrt(eps)" in why

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from bwsk.catalogue import ALONE, Judgement, run_node
+from bwsk.catalogue.spectral import norm_bound
 from bwsk.ir import Graph, Node
 
 # Global Lipschitz constants of 1-Lipschitz-or-better elementwise and routing ops.
@@ -66,12 +67,6 @@ def branch(
     return sorted(members)
 
 
-def _norm2(w: np.ndarray) -> float:
-    a = np.asarray(w, np.float64).reshape(w.shape[0], -1)
-    gram = a @ a.T if a.shape[0] <= a.shape[1] else a.T @ a
-    return float(np.sqrt(max(np.linalg.eigvalsh(gram).max(initial=0.0), 0.0)) * (1 + 1e-6))
-
-
 def _coverage(attrs: dict) -> int:
     """How many max-pool windows can hold one element: |max a - max b| <= max |a - b| per
     window, so the l2 slope is at most the square root of this."""
@@ -84,7 +79,9 @@ def _coverage(attrs: dict) -> int:
     return count
 
 
-def _node_bound(graph: Graph, node: Node, lips: dict) -> float | None:
+def _node_bound(graph: Graph, node: Node, lips: dict, norm=None) -> float | None:
+    """Lip(node) times its inputs' bounds, or None when the op has none; ``norm`` bounds a
+    weight's spectral norm (any stand-in when only asking whether a bound exists)."""
     var = [node.inputs[i] for i in graph.variable_inputs(node)]
     ins = [lips.get(v, np.inf) for v in var]
     if node.op in _UNIT and len(var) == 1:
@@ -107,7 +104,7 @@ def _node_bound(graph: Graph, node: Node, lips: dict) -> float | None:
                                                         and var[0] in node.inputs[:2]))
     if factor and consts and consts[0].ndim == 2:  # a variable gemm C is scaled by beta only
         alpha = abs(float(node.attrs.get("alpha", 1.0)))
-        return alpha * _norm2(consts[0]) * ins[0]
+        return alpha * (norm or norm_bound)(consts[0]) * ins[0]
     return None
 
 
@@ -141,11 +138,22 @@ def _unbounded(graph: Graph, node: Node) -> str:
 
 def lipschitz(graph: Graph, x: str, members: list[int]) -> tuple[float | None, str]:
     """An upper bound on Lip(F) for the branch, or None and why: every kind of op that has
-    no bound (a branch can hold a norm and attention both)."""
+    no bound (a branch can hold a norm and attention both). Whether an op has a bound does
+    not depend on its weights, so spectral norms are computed only when every op has one
+    (a transformer's branches hold a layer norm: no weight needs reading)."""
+    _, why = _propagate(graph, x, members, lambda w: 1.0)
+    if why:
+        return None, "; ".join(why.values())
+    out, _ = _propagate(graph, x, members, norm_bound)
+    return (out, "") if np.isfinite(out) else (None, "")
+
+
+def _propagate(graph: Graph, x: str, members: list[int], norm) -> tuple[float, dict]:
+    """The bound at the branch's output (inf when unbounded) and, per op, why it has none."""
     lips, why = {x: 1.0}, {}
     for k in members:
         node = graph.nodes[k]
-        bound = _node_bound(graph, node, lips)
+        bound = _node_bound(graph, node, lips, norm)
         if bound is None or not np.isfinite(bound):
             if bound is None:
                 why.setdefault(node.op, _unbounded(graph, node))
@@ -154,7 +162,7 @@ def lipschitz(graph: Graph, x: str, members: list[int]) -> tuple[float | None, s
             if o:
                 lips[o] = bound
     out = lips.get(graph.nodes[members[-1]].outputs[0], np.inf) if members else np.inf
-    return (float(out), "") if np.isfinite(out) else (None, "; ".join(why.values()))
+    return float(out), why
 
 
 def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> dict[int, list[int]]:

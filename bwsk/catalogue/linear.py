@@ -9,48 +9,7 @@ import numpy as np
 from bwsk.catalogue.base import Ctx, Judgement, collision, entry, gray, injective, replace
 from bwsk.catalogue.layout import concrete
 from bwsk.catalogue.run import run_node
-
-_CACHE: dict[tuple[str, int], tuple[np.ndarray, object]] = {}
-
-
-def cached(kind: str, m: np.ndarray, make):
-    """``make(m)`` memoized by the identity of ``m`` (blocks and inverse calls share nodes)."""
-    hit = _CACHE.get((kind, id(m)))
-    if hit is None or hit[0] is not m:
-        if len(_CACHE) > 256:
-            _CACHE.clear()
-        hit = _CACHE[(kind, id(m))] = (m, make(m))
-    return hit[1]
-
-
-def gram(m: np.ndarray) -> np.ndarray:
-    a = np.asarray(m, np.float64)
-    return cached("gram", m, lambda _: a.T @ a)
-
-
-def spectrum(m: np.ndarray, dtype=np.float32) -> tuple[float, float, float, bool]:
-    """(smallest singular value or a certified lower bound, largest, rank tolerance, certified) of
-    x -> m @ x. The tolerance is numpy's sigma_max * max(shape) * eps with sigma_max bounded
-    above (sqrt of the Gram matrix's max row sum), so it can only be larger than numpy's.
-    A Cholesky factor of gram - s^2 I with s = max(tol, sigma_max / 1e6) certifies
-    sigma_min > s (full rank, well conditioned) in one O(n^3 / 3) step; otherwise the exact
-    spectrum (eigvalsh) decides."""
-    g = gram(m)
-    if not g.size:
-        return 0.0, 0.0, 0.0, False
-    eps = np.finfo(dtype).eps  # the precision the model computes in, not the probe's
-    smax = float(np.sqrt(np.abs(g).sum(axis=1).max()))  # >= sigma_max (Gershgorin)
-    tol = smax * max(m.shape) * eps
-    shift = max(tol, smax * 1e-6)
-    # float64 rounding of the factorization (~n * eps64 * |G|) is kept inside the margin
-    margin = shift * shift + len(g) * np.finfo(np.float64).eps * smax * smax
-    try:
-        np.linalg.cholesky(g - margin * np.eye(len(g)))
-        return shift, smax, tol, True
-    except np.linalg.LinAlgError:
-        s = np.sqrt(np.clip(np.linalg.eigvalsh(g), 0, None))
-        smax = float(s.max())
-        return float(s.min()), smax, smax * max(m.shape) * eps, False
+from bwsk.catalogue.spectral import cached, gram, spectrum
 
 
 def solve_columns(m: np.ndarray, y_cols: np.ndarray) -> np.ndarray:
@@ -74,17 +33,9 @@ def apply_left(w_map: np.ndarray, y: np.ndarray, last: bool) -> np.ndarray:
     return solve_columns(w_map, y)
 
 
-_NULL: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-
 def null_vector(m: np.ndarray) -> np.ndarray:
     """A v with m @ v ~ 0, scaled to max |v| = 1 (cached per matrix: blocks share nodes)."""
-    hit = _NULL.get(id(m))
-    if hit is None or hit[0] is not m:
-        if len(_NULL) > 64:
-            _NULL.clear()
-        hit = _NULL[id(m)] = (m, _null_vector(m))
-    return hit[1]
+    return cached("null", m, _null_vector)
 
 
 def _null_vector(m: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,129 @@
+"""Certified spectral bounds of constant weights, from one shared Gram matrix per weight.
+
+The rank check (smallest singular value) and the residual check (largest singular value)
+ask about the same weights; both read ``gram``, cached by the array's memory, so a weight
+seen as ``W`` by one and as the view ``W.T`` by the other is factored once. Every bound is a
+proof: a Cholesky factorization that succeeds in floating point shows a matrix positive
+definite once its diagonal is lowered by the rounding slack (Rump, BIT 2006: about
+(n + 1) u tr; the Gram's own rounding adds k u tr(G) for inner dimension k). Exact
+eigenvalues (eigvalsh, the expensive path) are computed only when a certificate fails."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_CACHE: dict[tuple, tuple[np.ndarray, object]] = {}
+_EPS = float(np.finfo(np.float64).eps)
+NORM_MARGIN = 1e-6  # relative margin on a spectral norm bound (covers eigvalsh's rounding)
+
+
+def _key(kind: str, m: np.ndarray) -> tuple:
+    """The matrix ``m`` as memory, layout and type: two views of one buffer with the same
+    shape and strides are the same matrix (kept alive in the cache, so no address reuse)."""
+    return kind, m.__array_interface__["data"][0], m.shape, m.strides, m.dtype.str
+
+
+def cached(kind: str, m: np.ndarray, make):
+    """``make(m)`` memoized by the matrix (blocks and inverse calls share nodes)."""
+    key = _key(kind, m)
+    hit = _CACHE.get(key)
+    if hit is None:
+        if len(_CACHE) > 256:
+            _CACHE.clear()
+        hit = _CACHE[key] = (m, make(m))
+    return hit[1]
+
+
+def gram(m: np.ndarray) -> np.ndarray:
+    """m.T @ m in float64 (exact products of float32 entries; sums rounded)."""
+    return cached("gram", m, lambda _: _gram(np.asarray(m, np.float64)))
+
+
+def _gram(a: np.ndarray) -> np.ndarray:
+    return a.T @ a
+
+
+def _slack(g: np.ndarray, inner: int, trace: float) -> float:
+    """How far below a computed Cholesky's success the proof stands: the Gram's rounding
+    (|fl(G) - G| <= gamma_k |A|^T |A|, spectral norm <= k eps tr G) and the factorization's
+    (about (n + 1) eps/2 times the trace of the factored matrix, taken generously)."""
+    return inner * _EPS * float(np.trace(g)) + 2 * (len(g) + 2) * _EPS * trace
+
+
+def _positive_definite(mat: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(mat)
+        return True
+    except np.linalg.LinAlgError:
+        return False
+
+
+def spectrum(m: np.ndarray, dtype=np.float32) -> tuple[float, float, float, bool]:
+    """(smallest singular value or a certified lower bound, largest, rank tolerance, certified) of
+    x -> m @ x. The tolerance is numpy's sigma_max * max(shape) * eps with sigma_max bounded
+    above (sqrt of the Gram matrix's max row sum), so it can only be larger than numpy's.
+    A Cholesky factor of gram - c I with c = s^2 + slack, s = max(tol, sigma_max / 1e6),
+    certifies sigma_min > s (full rank, well conditioned) in one O(n^3 / 3) step; otherwise
+    the exact spectrum (eigvalsh) decides."""
+    g = gram(m)
+    if not g.size:
+        return 0.0, 0.0, 0.0, False
+    eps = np.finfo(dtype).eps  # the precision the model computes in, not the probe's
+    smax = float(np.sqrt(np.abs(g).sum(axis=1).max()))  # >= sigma_max (Gershgorin)
+    tol = smax * max(m.shape) * eps
+    shift = max(tol, smax * 1e-6)
+    lowered = shift * shift + _slack(g, m.shape[0], float(np.trace(g)))
+    if _positive_definite(g - lowered * np.eye(len(g))):
+        return shift, smax, tol, True
+    s = np.sqrt(np.clip(np.linalg.eigvalsh(g), 0, None))
+    smax = float(s.max())
+    return float(s.min()), smax, smax * max(m.shape) * eps, False
+
+
+def norm_bound(w: np.ndarray) -> float:
+    """An upper bound on the spectral norm of ``w`` (2-D: rows are outputs), within
+    NORM_MARGIN of exact: from whichever of its two Gram matrices is cached, else the
+    smaller one, whose top eigenvalue is estimated by Lanczos and certified by one Cholesky
+    factor of bound^2 I - G (a third of the cost of the full eigenvalue solve it replaces)."""
+    a = w.reshape(w.shape[0], -1)
+    ours, other = (a.T, a) if a.shape[0] <= a.shape[1] else (a, a.T)
+    m = other if _key("gram", other) in _CACHE and _key("gram", ours) not in _CACHE else ours
+    g = gram(m)
+    if not g.size:
+        return 0.0
+    if len(g) > 64:
+        bound = np.sqrt(max(_lanczos_top(g), 0.0)) * (1 + NORM_MARGIN)
+        room = bound * bound - _slack(g, m.shape[0], len(g) * bound * bound)
+        if _positive_definite(room * np.eye(len(g)) - g):
+            return float(bound)
+    return exact_norm(g)
+
+
+def exact_norm(g: np.ndarray) -> float:
+    """sqrt of g's top eigenvalue from the full symmetric eigensolver, plus NORM_MARGIN."""
+    return float(np.sqrt(max(np.linalg.eigvalsh(g).max(initial=0.0), 0.0)) * (1 + NORM_MARGIN))
+
+
+def _lanczos_top(g: np.ndarray, steps: int = 160) -> float:
+    """The largest Ritz value of symmetric ``g`` on a Krylov space from a fixed start (an
+    estimate from below, converging fast at the top; full reorthogonalization, twice)."""
+    n = min(steps, len(g))
+    basis = np.zeros((n, len(g)))
+    start = np.random.default_rng(0).standard_normal(len(g))
+    basis[0] = start / np.linalg.norm(start)
+    alpha, beta, top = np.zeros(n), np.zeros(n), -np.inf
+    for j in range(n):
+        w = g @ basis[j]
+        alpha[j] = basis[j] @ w
+        for _ in range(2):
+            w -= basis[: j + 1].T @ (basis[: j + 1] @ w)
+        beta[j] = np.linalg.norm(w)
+        done = j + 1 == n or beta[j] <= 1e-12 * max(abs(alpha[j]), 1e-300)
+        if done or j % 8 == 7:
+            t = np.diag(alpha[: j + 1]) + np.diag(beta[:j], 1) + np.diag(beta[:j], -1)
+            new = float(np.linalg.eigvalsh(t)[-1])
+            if done or new - top <= 1e-9 * abs(new):
+                return new
+            top = new
+        basis[j + 1] = w / beta[j]
+    return top

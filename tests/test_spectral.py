@@ -1,0 +1,74 @@
+"""Certified spectral bounds: every bound holds against the exact SVD, the cheap certificate
+is what decides on ordinary weights, and the rank check and the residual check share one
+Gram matrix per weight."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bwsk.catalogue import spectral
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    spectral._CACHE.clear()
+    yield
+    spectral._CACHE.clear()
+
+
+def _no_exact(g):
+    raise AssertionError("the Lanczos + Cholesky certificate should have decided")
+
+
+@pytest.mark.parametrize(
+    "shape, scale", [((200, 200), 1.0), ((96, 300), 0.02), ((300, 96), 3.0), ((120, 120), 1e-3)]
+)
+def test_norm_bound_is_certified_and_tight(monkeypatch, shape, scale):
+    w = (np.random.default_rng(0).standard_normal(shape) * scale).astype(np.float32)
+    monkeypatch.setattr(spectral, "exact_norm", _no_exact)
+    bound = spectral.norm_bound(w)
+    exact = np.linalg.norm(w.astype(np.float64), 2)
+    assert exact <= bound <= exact * (1 + 2 * spectral.NORM_MARGIN)
+
+
+def test_a_top_eigenvalue_lanczos_misses_falls_back_to_the_exact_solver(monkeypatch):
+    w = np.diag(np.r_[np.linspace(0.0, 1.0, 99), 5.0])
+    monkeypatch.setattr(spectral, "_lanczos_top", lambda g: 1.0)  # a bad estimate (exact: 25)
+    assert spectral.norm_bound(w) == pytest.approx(5.0, rel=2e-6)
+    assert spectral.norm_bound(w) >= 5.0
+
+
+def test_small_and_zero_weights():
+    w = np.random.default_rng(1).standard_normal((7, 5))
+    assert np.linalg.norm(w, 2) <= spectral.norm_bound(w) <= np.linalg.norm(w, 2) * (1 + 2e-6)
+    assert spectral.norm_bound(np.zeros((80, 80), np.float32)) == 0.0
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_rank_check_and_norm_bound_share_the_gram_matrix(monkeypatch, transposed):
+    w = np.random.default_rng(2).standard_normal((100, 100)).astype(np.float32)
+    m = w.T if transposed else w  # x @ W checks W.T; W @ x checks W
+    made = []
+    real = spectral._gram
+    monkeypatch.setattr(spectral, "_gram", lambda a: made.append(a.shape) or real(a))
+    smin, _, _, certified = spectral.spectrum(m)
+    assert certified and smin > 0
+    spectral.norm_bound(w)
+    assert made == [(100, 100)]
+
+
+def test_spectrum_certificate_agrees_with_the_exact_smallest_singular_value():
+    rng, decided = np.random.default_rng(5), set()
+    for _ in range(30):
+        m = rng.standard_normal((rng.integers(5, 90), 5)) * 10.0 ** rng.integers(-3, 4)
+        m[:, 4] = m[:, 0] * rng.random() + m[:, 4] * 10.0 ** rng.uniform(-10, -2)
+        smin, smax, tol, certified = spectral.spectrum(m, np.float64)
+        exact = np.linalg.svd(m, compute_uv=False)
+        if certified:
+            assert exact.min() > smin >= tol > 0 and smax >= exact.max()
+        else:
+            # through the Gram matrix, sigma_min is known to about sqrt(eps) * sigma_max
+            assert smin == pytest.approx(exact.min(), rel=1e-6, abs=1e-7 * exact.max())
+        decided.add(certified)
+    assert decided == {True, False}  # both ways of deciding were exercised
