@@ -17,33 +17,46 @@ class PostDominators:
         self.graph = graph
         self.value: dict[str, int] = {}
         self.node: list[int] = []
-        succ: list[list[int]] = [[]]
+        succ = self._successors(graph)
+        self.parent = [-1] * len(succ)
+        self.depth = depth = [-1] * len(succ)
+        depth[SINK] = 0
+        for v in range(len(succ) - 1, 0, -1):  # successors come later in the numbering
+            self._attach(v, [s for s in succ[v] if depth[s] >= 0])
+        self._number()
+
+    def _successors(self, graph: Graph) -> list[list[int]]:
+        """The dataflow edges, numbering vertices on the way; per value also a bit mask of
+        the graph inputs it depends on (``self.sources``), in the same pass."""
+        value, succ = self.value, [[]]
+        mask = {name: 1 << i for i, name in enumerate(graph.inputs)}
         for x in graph.inputs:
-            self._vertex(x, succ)
+            if value.setdefault(x, len(succ)) == len(succ):
+                succ.append([])
         for node in graph.nodes:
-            ins = [self._vertex(x, succ) for x in dict.fromkeys(x for x in node.inputs if x)]
+            ins, m = [], 0
+            for x in dict.fromkeys(x for x in node.inputs if x):
+                if value.setdefault(x, len(succ)) == len(succ):
+                    succ.append([])
+                ins.append(value[x])
+                m |= mask.get(x, 0)
             k = len(succ)
             succ.append([])
             self.node.append(k)
             for v in ins:
                 succ[v].append(k)
-            succ[k] = [self._vertex(o, succ) for o in node.outputs if o]
+            for o in node.outputs:
+                if o:
+                    if value.setdefault(o, len(succ)) == len(succ):
+                        succ.append([])
+                    succ[k].append(value[o])
+                    mask[o] = mask.get(o, 0) | m
         for o in graph.outputs:
-            succ[self._vertex(o, succ)].append(SINK)
-        self.parent = [-1] * len(succ)
-        self.depth = [-1] * len(succ)
-        self.depth[SINK] = 0
-        for v in range(len(succ) - 1, 0, -1):  # successors come later in the numbering
-            self._attach(v, [s for s in succ[v] if self.depth[s] >= 0])
-        self._number()
-        self.sources = self._upstream_inputs()
-
-    def _vertex(self, name: str, succ: list[list[int]]) -> int:
-        v = self.value.get(name)
-        if v is None:
-            v = self.value[name] = len(succ)
-            succ.append([])
-        return v
+            if value.setdefault(o, len(succ)) == len(succ):
+                succ.append([])
+            succ[value[o]].append(SINK)
+        self.sources = mask
+        return succ
 
     def _attach(self, v: int, succ: list[int]) -> None:
         """v's immediate post-dominator: the nearest common tree ancestor of its successors
@@ -77,18 +90,6 @@ class PostDominators:
             self.enter[v] = clock
             stack.append(~v)
             stack.extend(children[v])
-
-    def _upstream_inputs(self) -> dict[str, int]:
-        """Per value, a bit mask of the graph inputs it depends on."""
-        mask = {name: 1 << i for i, name in enumerate(self.graph.inputs)}
-        for node in self.graph.nodes:
-            m = 0
-            for x in node.inputs:
-                m |= mask.get(x, 0)
-            for o in node.outputs:
-                if o:
-                    mask[o] = mask.get(o, 0) | m
-        return mask
 
     def only_through(self, k: int, values: set[str]) -> bool:
         """True when every path from ``values`` and the graph inputs they depend on to an

@@ -24,17 +24,7 @@ def recover(
 ) -> Recovery:
     """Every value recoverable from ``known`` (plus constants) using the given nodes."""
     chosen = range(len(graph.nodes)) if nodes is None else nodes
-    ids: dict[str, int] = {}
-    consts: list[int] = []  # only the constants these nodes read: blocks share the model's
-
-    def vid(name: str) -> int:
-        v = ids.get(name)
-        if v is None:
-            v = ids[name] = len(ids)
-            if graph.is_const(name):
-                consts.append(v)
-        return v
-
+    ids: dict[str, int] = {}  # value ids in order of first use (setdefault: no call per use)
     in_off, in_ids, in_rec, out_off, out_ids, out_need, slots = [0], [], [], [0], [], [], []
     for k in chosen:
         node, j = graph.nodes[k], judgements[k]
@@ -42,17 +32,21 @@ def recover(
         present = [i for i, x in enumerate(node.inputs) if x]
         slots.append(present)
         for i in present:
-            in_ids.append(vid(node.inputs[i]))
+            in_ids.append(ids.setdefault(node.inputs[i], len(ids)))
             in_rec.append(rec[i] if i < len(rec) else NO)
         for i, o in enumerate(node.outputs):
             if o:
-                out_ids.append(vid(o))
+                out_ids.append(ids.setdefault(o, len(ids)))
                 out_need.append(int(i in needs))
         in_off.append(len(in_ids))
         out_off.append(len(out_ids))
-    start = [vid(n) for n in known]
+    start = [ids.setdefault(n, len(ids)) for n in known]
     given = set(start)
-    start += [v for v in consts if v not in given]
+    values = graph.values  # only the constants these nodes read: blocks share the model's
+    start += [
+        v for name, v in ids.items()
+        if v not in given and name in values and values[name].const is not None
+    ]
     flags, steps = _core.prove_recoverable(
         len(ids), in_off, in_ids, in_rec, out_off, out_ids, out_need, start
     )
