@@ -200,3 +200,16 @@ def test_kernel_vector_of_a_wide_matrix(lead_singular):
         m[:, 1] = m[:, 0]
     v = _null_vector(m)
     assert np.abs(v).max() == 1 and np.abs(m @ v).max() < 1e-10
+
+
+def test_nearest_rows_matches_a_float64_search_of_the_whole_table():
+    from bwsk.catalogue.layout import nearest_rows
+
+    rng = np.random.default_rng(6)
+    rows = rng.standard_normal((500, 16)).astype(np.float32)
+    rows[7] = rows[3] + 1e-6  # nearly equal rows: only the float64 re-ranking tells them apart
+    ids = np.r_[3, 7, rng.integers(0, 500, 30)]
+    flat = rows[ids].astype(np.float64) + rng.standard_normal((len(ids), 16)) * 1e-8
+    flat[:2] = rows[[3, 7]].astype(np.float64)
+    brute = np.argmin(((flat[:, None, :] - rows[None].astype(np.float64)) ** 2).sum(-1), axis=1)
+    assert (nearest_rows(rows, flat) == brute).all() and (brute == ids).all()

@@ -184,3 +184,21 @@ def test_a_branch_without_a_bound_reads_no_weight(monkeypatch):
     monkeypatch.setattr(residual, "norm_bound", unread)
     bound, why = residual.lipschitz(graph, graph.inputs[0], members)
     assert bound is None and "layernorm" in why and "1/sqrt(eps)" in why
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_only_a_contraction_claim_pays_for_certified_norms(monkeypatch, scale):
+    """Lanczos estimates (from below) settle 'not < 1'; certificates run only for 'S'."""
+    from bwsk.analysis import residual
+
+    torch.manual_seed(0)
+    lin = nn.Linear(96, 96)
+    with torch.no_grad():
+        lin.weight.mul_(scale / torch.linalg.matrix_norm(lin.weight, 2))
+    certified = []
+    real = residual.norm_bound
+    monkeypatch.setattr(residual, "norm_bound", lambda w: certified.append(w.shape) or real(w))
+    analysis = analyze(graph_of(_Branch(lin).eval(), (torch.randn(3, 96),)))
+    [cond] = [c for c in _residual_add(analysis).conditions if "Lip" in c]
+    assert f"{scale:.3g}" in cond
+    assert (analysis.verdict, certified) == (("S", [(96, 96)]) if scale < 1 else ("GRAY", []))

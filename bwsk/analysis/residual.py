@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from bwsk.catalogue import ALONE, Judgement, run_node
-from bwsk.catalogue.spectral import norm_bound
+from bwsk.catalogue.spectral import norm_bound, norm_estimate
 from bwsk.ir import Graph, Node
 
 # Global Lipschitz constants of 1-Lipschitz-or-better elementwise and routing ops.
@@ -79,7 +79,7 @@ def _coverage(attrs: dict) -> int:
     return count
 
 
-def _node_bound(graph: Graph, node: Node, lips: dict, norm=None) -> float | None:
+def _node_bound(graph: Graph, node: Node, lips: dict, norm) -> float | None:
     """Lip(node) times its inputs' bounds, or None when the op has none; ``norm`` bounds a
     weight's spectral norm (any stand-in when only asking whether a bound exists)."""
     var = [node.inputs[i] for i in graph.variable_inputs(node)]
@@ -104,7 +104,7 @@ def _node_bound(graph: Graph, node: Node, lips: dict, norm=None) -> float | None
                                                         and var[0] in node.inputs[:2]))
     if factor and consts and consts[0].ndim == 2:  # a variable gemm C is scaled by beta only
         alpha = abs(float(node.attrs.get("alpha", 1.0)))
-        return alpha * (norm or norm_bound)(consts[0]) * ins[0]
+        return alpha * norm(consts[0]) * ins[0]
     return None
 
 
@@ -140,11 +140,14 @@ def lipschitz(graph: Graph, x: str, members: list[int]) -> tuple[float | None, s
     """An upper bound on Lip(F) for the branch, or None and why: every kind of op that has
     no bound (a branch can hold a norm and attention both). Whether an op has a bound does
     not depend on its weights, so spectral norms are computed only when every op has one
-    (a transformer's branches hold a layer norm: no weight needs reading)."""
+    (a transformer's branches hold a layer norm: no weight needs reading), and certified
+    only when their estimates leave the product below 1."""
     _, why = _propagate(graph, x, members, lambda w: 1.0)
     if why:
         return None, "; ".join(why.values())
-    out, _ = _propagate(graph, x, members, norm_bound)
+    out, _ = _propagate(graph, x, members, norm_estimate)
+    if out < 1:  # estimates are from below: a contraction needs the certified bounds
+        out, _ = _propagate(graph, x, members, norm_bound)
     return (out, "") if np.isfinite(out) else (None, "")
 
 

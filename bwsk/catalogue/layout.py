@@ -18,6 +18,7 @@ from bwsk.catalogue.base import (
     unbroadcast,
 )
 from bwsk.catalogue.run import run_node
+from bwsk.catalogue.spectral import cached
 
 
 def concrete(shape: tuple | None) -> tuple[int, ...] | None:
@@ -279,8 +280,22 @@ def _gather(ctx: Ctx) -> Judgement:
     def inv(s, ins, outs):
         y = np.moveaxis(outs[0], axis, -1) if rows.shape[1] == 1 else outs[0]
         flat = np.asarray(y, np.float64).reshape(-1, rows.shape[1])
-        r = rows.astype(np.float64)
-        d = (r * r).sum(1)[None, :] - 2 * flat @ r.T  # |y - row|^2 up to |y|^2
-        return np.argmin(d, axis=1).reshape(np.shape(outs[0])[: np.ndim(outs[0]) - table.ndim + 1])
+        return nearest_rows(rows, flat).reshape(
+            np.shape(outs[0])[: np.ndim(outs[0]) - table.ndim + 1]
+        )
 
     return injective(ctx, "embedding rows are pairwise distinct", inv)
+
+
+def nearest_rows(rows: np.ndarray, flat: np.ndarray, shortlist: int = 8) -> np.ndarray:
+    """Per row of ``flat``, the index of the nearest row of ``rows``. Distances to the whole
+    table in the table's own precision pick a shortlist, re-ranked in float64: a float64
+    copy of a vocabulary-sized table per call cost more than the rest of the lookup."""
+    norms = cached("row_norms", rows, lambda r: np.einsum("ij,ij->i", r, r, dtype=np.float64))
+    low = rows.dtype if rows.dtype in (np.float32, np.float64) else np.float64
+    rough = norms[None, :] - 2 * (flat.astype(low) @ rows.T.astype(low, copy=False))
+    k = min(shortlist, len(rows))
+    pick = np.argpartition(rough, k - 1, axis=1)[:, :k]
+    cand = rows[pick].astype(np.float64)  # (queries, k, width)
+    exact = norms[pick] - 2 * np.einsum("qkw,qw->qk", cand, flat)  # |y - row|^2 up to |y|^2
+    return pick[np.arange(len(pick)), np.argmin(exact, axis=1)]

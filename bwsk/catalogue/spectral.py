@@ -40,7 +40,10 @@ def gram(m: np.ndarray) -> np.ndarray:
 
 
 def _gram(a: np.ndarray) -> np.ndarray:
-    return a.T @ a
+    """As b @ b.T with b C-ordered: the pattern numpy hands to BLAS syrk (half the work of a
+    general product); a transposed weight, F-ordered after conversion, would miss it."""
+    b = np.ascontiguousarray(a.T)
+    return b @ b.T
 
 
 def _slack(g: np.ndarray, inner: int, trace: float) -> float:
@@ -80,22 +83,36 @@ def spectrum(m: np.ndarray, dtype=np.float32) -> tuple[float, float, float, bool
     return float(s.min()), smax, smax * max(m.shape) * eps, False
 
 
-def norm_bound(w: np.ndarray) -> float:
-    """An upper bound on the spectral norm of ``w`` (2-D: rows are outputs), within
-    NORM_MARGIN of exact: from whichever of its two Gram matrices is cached, else the
-    smaller one, whose top eigenvalue is estimated by Lanczos and certified by one Cholesky
-    factor of bound^2 I - G (a third of the cost of the full eigenvalue solve it replaces)."""
+def _norm_gram(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m, m.T @ m) for the Gram matrix of 2-D ``w`` to use: a cached one, else the smaller."""
     a = w.reshape(w.shape[0], -1)
     ours, other = (a.T, a) if a.shape[0] <= a.shape[1] else (a, a.T)
     m = other if _key("gram", other) in _CACHE and _key("gram", ours) not in _CACHE else ours
-    g = gram(m)
-    if not g.size:
-        return 0.0
-    if len(g) > 64:
-        bound = np.sqrt(max(_lanczos_top(g), 0.0)) * (1 + NORM_MARGIN)
-        room = bound * bound - _slack(g, m.shape[0], len(g) * bound * bound)
-        if _positive_definite(room * np.eye(len(g)) - g):
-            return float(bound)
+    return m, gram(m)
+
+
+def norm_estimate(w: np.ndarray) -> float:
+    """The spectral norm of ``w`` (rows are outputs) plus NORM_MARGIN, from a Lanczos
+    estimate: from below up to rounding, so it can show that norms are too large for a
+    contraction, never that they are small enough (``norm_bound`` does that)."""
+    m, g = _norm_gram(w)
+    if len(g) <= 64:
+        return exact_norm(g) if g.size else 0.0
+    top = cached("top", m, lambda _: _lanczos_top(g))
+    return float(np.sqrt(max(top, 0.0)) * (1 + NORM_MARGIN))
+
+
+def norm_bound(w: np.ndarray) -> float:
+    """An upper bound on the spectral norm of ``w``, within NORM_MARGIN of exact: the
+    estimate, certified by one Cholesky factor of bound^2 I - G (a third of the cost of the
+    full eigenvalue solve it replaces), which decides only when the certificate fails."""
+    m, g = _norm_gram(w)
+    bound = norm_estimate(w)
+    if len(g) <= 64:
+        return bound
+    room = bound * bound - _slack(g, m.shape[0], len(g) * bound * bound)
+    if _positive_definite(room * np.eye(len(g)) - g):
+        return bound
     return exact_norm(g)
 
 
