@@ -72,3 +72,25 @@ def test_spectrum_certificate_agrees_with_the_exact_smallest_singular_value():
             assert smin == pytest.approx(exact.min(), rel=1e-6, abs=1e-7 * exact.max())
         decided.add(certified)
     assert decided == {True, False}  # both ways of deciding were exercised
+
+
+def test_a_tall_head_is_certified_from_a_subset_of_its_rows(monkeypatch):
+    rng = np.random.default_rng(7)
+    m = rng.standard_normal((2000, 40)).astype(np.float32)
+    made = []
+    real = spectral._gram
+    monkeypatch.setattr(spectral, "_gram", lambda a: made.append(a.shape) or real(a))
+    smin, smax, tol, certified = spectral.spectrum(m)
+    exact = np.linalg.svd(m.astype(np.float64), compute_uv=False)
+    assert certified and exact.min() > smin >= tol and smax >= exact.max()
+    assert len(made) == 1 and made[0][0] < 2000  # only the sampled rows' Gram matrix
+    # rows the stride skips carry the rank: the subset cannot certify, the whole matrix does
+    m = np.zeros((2000, 40), np.float32)
+    m[1::2] = rng.standard_normal((1000, 40))
+    spectral._CACHE.clear()
+    smin, _, tol, certified = spectral.spectrum(m)
+    assert certified and smin >= tol and made[-2:] == [(334, 40), (2000, 40)]
+    m[:, 3] = m[:, 1]  # rank-deficient: no certificate, the exact spectrum says so
+    spectral._CACHE.clear()
+    smin, _, tol, certified = spectral.spectrum(m)
+    assert not certified and smin <= tol
