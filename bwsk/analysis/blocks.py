@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 
 from bwsk.analysis.execute import StepRunner
+from bwsk.analysis.inverse import Facts
 from bwsk.analysis.result import Analysis, BlockVerdict
 from bwsk.catalogue import Judgement
 from bwsk.catalogue.run import opset_of
@@ -154,6 +155,7 @@ def block_verdicts(graph: Graph, judgements: list[Judgement],
     its verdict as ``repeat_of``; a repeat of a K block replays its witness plan on its own
     weights (proved in full when that fails), each witness run on its own block."""
     out: list[BlockVerdict] = []
+    judgements = judgements if isinstance(judgements, Facts) else Facts(judgements)
     readers, keys = consumers(graph), node_keys(graph)
     first: dict[tuple, tuple[str, Analysis]] = {}
     for name, kind, members in _candidates(graph, residuals or {}):
@@ -175,12 +177,13 @@ def block_verdicts(graph: Graph, judgements: list[Judgement],
     return out
 
 
-def _judge_block(graph, members, name, shape, judgements, seen: Analysis | None) -> Analysis:
+def _judge_block(graph, members, name, shape, judgements: Facts,
+                 seen: Analysis | None) -> Analysis:
     """A block's own proof, or the replay of an equal K block's witness plan on this one."""
     from bwsk.analysis.engine import prove, replay_k
 
     sub = subgraph(graph, members, name, shape)
-    facts = [judgements[k] for k in members]
+    facts = judgements.subset(members)
     plan = seen.extra.get("witness_plan") if seen is not None else None
     replayed = replay_k(sub, facts, plan) if plan is not None else None
     if replayed is not None:

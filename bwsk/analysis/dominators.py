@@ -27,15 +27,19 @@ class PostDominators:
 
     def _successors(self, graph: Graph) -> list[list[int]]:
         """The dataflow edges, numbering vertices on the way; per value also a bit mask of
-        the graph inputs it depends on (``self.sources``), in the same pass."""
-        value, succ = self.value, [[]]
+        the graph inputs it depends on (``self.sources``), in the same pass. Constants are
+        left out: nothing flows into them and queries are about variable values, and a
+        constant's post-dominator is no other vertex's (those depend on successors only)."""
+        value, succ, values = self.value, [[]], graph.values
         mask = {name: 1 << i for i, name in enumerate(graph.inputs)}
         for x in graph.inputs:
             if value.setdefault(x, len(succ)) == len(succ):
                 succ.append([])
         for node in graph.nodes:
             ins, m = [], 0
-            for x in dict.fromkeys(x for x in node.inputs if x):
+            for x in dict.fromkeys(
+                x for x in node.inputs if x and (x not in values or values[x].const is None)
+            ):
                 if value.setdefault(x, len(succ)) == len(succ):
                     succ.append([])
                 ins.append(value[x])

@@ -12,7 +12,7 @@ import numpy as np
 
 from bwsk.analysis import residual
 from bwsk.analysis.execute import Runner, StepRunner
-from bwsk.analysis.inverse import InverseProgram, recover
+from bwsk.analysis.inverse import Facts, InverseProgram, recover
 from bwsk.analysis.result import Analysis, NodeVerdict
 from bwsk.analysis.witness import Sample, find_witness, replay
 from bwsk.catalogue import Judgement, judge
@@ -71,7 +71,7 @@ def _blocking(graph: Graph, judgements: list[Judgement], known: set[str]) -> lis
     for node, j in zip(graph.nodes, judgements, strict=False):
         if j.verdict == "S" or not any(o in known for o in node.outputs):
             continue
-        if all(x in known for x in node.inputs if x):
+        if all(x in known or graph.is_const(x) for x in node.inputs if x):
             continue
         out += [f"{node.name}: {c}" for c in j.conditions] or [f"{node.name}: {j.reason}"]
     return out
@@ -86,6 +86,7 @@ def prove(
 ) -> Analysis:
     """The verdict of ``graph`` as a function of its variable inputs (``per_node``: with a
     verdict per node, which block verdicts do not carry)."""
+    judgements = judgements if isinstance(judgements, Facts) else Facts(judgements)
     nodes = node_verdicts(graph, judgements) if per_node else []
     rec = recover(graph, judgements, set(graph.outputs))
     if all(n in rec.known for n in graph.inputs):
@@ -162,6 +163,7 @@ def analyze(model: Any, *, weights: bool = True, input_shapes: dict | None = Non
 def _analyze(graph: Graph, weights: bool) -> Analysis:
     judgements = [judge(graph, n, weights) for n in graph.nodes]
     residuals = residual.upgrade(graph, judgements, weights)
+    judgements = Facts(judgements)  # final from here on: their codes are made once
     try:
         runner = Runner(graph)
     except UnsupportedModelError:

@@ -15,38 +15,72 @@ from bwsk.ir import Graph
 
 @dataclass
 class Recovery:
-    known: set[str]
+    known: set[str]  # values recovered, with ``known``; constants are known without saying
     steps: list[tuple[int, int]]  # (node index, input slot or -1 for a forward run)
+
+
+Code = tuple[list[str], list[int], list[int], list[str], list[int]]
+
+
+class Facts(list):
+    """A graph's judgements, one per node, with each node's facts for the fixpoint coded once
+    (``code``): an analysis recovers over the same nodes many times (the model, every block,
+    every witness prefix). ``subset`` gives a block's judgements, sharing the codes."""
+
+    def __init__(self, judgements, codes: dict[int, tuple[object, Code]] | None = None):
+        super().__init__(judgements)
+        self.codes = {} if codes is None else codes
+
+    def subset(self, members: list[int]) -> Facts:
+        return Facts([self[k] for k in members], self.codes)
+
+    def code(self, graph: Graph, k: int) -> Code:
+        """Node k's facts, filed under the node (held, so its id stays its own; a node has
+        one judgement per analysis, and the judgements are final once the engine reads them)."""
+        node = graph.nodes[k]
+        hit = self.codes.get(id(node))
+        if hit is None:
+            hit = self.codes[id(node)] = (node, code(graph, node, self[k]))
+        return hit[1]
+
+
+def code(graph: Graph, node, j: Judgement) -> Code:
+    """(variable inputs, how each is recovered, their slots, present outputs, whether the
+    inverse needs each): constants are known from the start, so they are left out."""
+    rec, needs = j.recover, (0,) if j.needs is None else j.needs
+    slots = graph.variable_inputs(node)
+    outs = [i for i, o in enumerate(node.outputs) if o]
+    return (
+        [node.inputs[i] for i in slots],
+        [rec[i] if i < len(rec) else NO for i in slots],
+        slots,
+        [node.outputs[i] for i in outs],
+        [int(i in needs) for i in outs],
+    )
 
 
 def recover(
     graph: Graph, judgements: list[Judgement], known: set[str], nodes: list[int] | None = None
 ) -> Recovery:
-    """Every value recoverable from ``known`` (plus constants) using the given nodes."""
+    """Every value recoverable from ``known`` (and the constants) using the given nodes."""
     chosen = range(len(graph.nodes)) if nodes is None else nodes
+    coded = (judgements if isinstance(judgements, Facts) else Facts(judgements)).code
     ids: dict[str, int] = {}  # value ids in order of first use (setdefault: no call per use)
     in_off, in_ids, in_rec, out_off, out_ids, out_need, slots = [0], [], [], [0], [], [], []
     for k in chosen:
-        node, j = graph.nodes[k], judgements[k]
-        rec, needs = j.recover, (0,) if j.needs is None else j.needs
-        present = [i for i, x in enumerate(node.inputs) if x]
-        slots.append(present)
-        for i in present:
-            in_ids.append(ids.setdefault(node.inputs[i], len(ids)))
-            in_rec.append(rec[i] if i < len(rec) else NO)
-        for i, o in enumerate(node.outputs):
-            if o:
-                out_ids.append(ids.setdefault(o, len(ids)))
-                out_need.append(int(i in needs))
+        names, recs, where, outs, needs = coded(graph, k)
+        for x in names:
+            in_ids.append(ids.setdefault(x, len(ids)))
+        for o in outs:
+            out_ids.append(ids.setdefault(o, len(ids)))
+        in_rec += recs
+        out_need += needs
+        slots.append(where)
         in_off.append(len(in_ids))
         out_off.append(len(out_ids))
     start = [ids.setdefault(n, len(ids)) for n in known]
-    given = set(start)
-    values = graph.values  # only the constants these nodes read: blocks share the model's
-    start += [
-        v for name, v in ids.items()
-        if v not in given and name in values and values[name].const is not None
-    ]
+    values = graph.values  # a node computing a constant (hand-built graphs): known already
+    start += [v for o, v in ids.items() if o in values and values[o].const is not None]
     flags, steps = _core.prove_recoverable(
         len(ids), in_off, in_ids, in_rec, out_off, out_ids, out_need, start
     )
