@@ -306,3 +306,100 @@ def _avg_pool(b, x, kernel_size, stride=None, padding=0, ceil_mode=False,
 @function(F.adaptive_avg_pool2d)
 def _adaptive_avg_pool(b, x, output_size):
     return b.call(aten.adaptive_avg_pool2d.default, x, _pair(output_size, 2))
+
+
+# --- transformers' attention blocks -----------------------------------------------------
+@function(torch.addmm)
+def _addmm(b, bias, x, weight, *, beta=1, alpha=1):
+    """GPT-2's Conv1D: bias + x @ weight."""
+    return b.call(aten.addmm.default, bias, x, weight, beta=beta, alpha=alpha)
+
+
+@function(method="split")
+def _split(b, x, split_size, dim=0):
+    if isinstance(split_size, (list, tuple)):
+        return b.call(aten.split_with_sizes.default, x, list(split_size), dim)
+    return b.call(aten.split.Tensor, x, split_size, dim)
+
+
+@function(method="contiguous")
+def _contiguous(b, x, memory_format=torch.contiguous_format):
+    """The same values: export records nothing for it."""
+    if memory_format is not torch.contiguous_format:
+        raise Refused(f"contiguous({memory_format})")
+    return x
+
+
+@function(method="to")
+def _to(b, x, *args, **kwargs):
+    """A dtype change is a cast; a move to the device the tensor is on is the identity."""
+    value = b.value(x)
+    target = value.to(*_no_nodes(args), **kwargs)  # only metadata is read from the result
+    if target.device != value.device or kwargs.get("copy"):
+        raise Refused("a copy or a move to another device")
+    if target.dtype == value.dtype:
+        return x
+    return b.call(aten.to.dtype, x, target.dtype)
+
+
+def _no_nodes(args: tuple) -> tuple:
+    if any(_is_tensor(a) for a in args):
+        raise Refused("to(another tensor)")
+    return args
+
+
+@function(F.scaled_dot_product_attention)
+def _sdpa(b, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+          enable_gqa=False):
+    if dropout_p:
+        raise Refused("attention dropout in training mode")
+    return b.call(aten.scaled_dot_product_attention.default, q, k, v, attn_mask, 0.0,
+                  is_causal, scale=scale, enable_gqa=enable_gqa)
+
+
+@function(method="__getitem__")
+def _getitem(b, x, index):
+    """Basic slicing (slices and ``...``): one ``aten.slice`` per dimension it narrows, as
+    export records it; ints, None and tensor indices are refused."""
+    index = index if isinstance(index, tuple) else (index,)
+    rank = len(b.value(x).shape)
+    if index.count(Ellipsis) > 1 or not all(isinstance(i, slice) or i is Ellipsis
+                                            for i in index):
+        raise Refused("indexing other than basic slicing")
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (rank - len(index) + 1) + index[at + 1:]
+    for dim, s in enumerate(index):
+        if s.start not in (None, 0) or s.stop is not None or s.step not in (None, 1):
+            x = b.call(aten.slice.Tensor, x, dim, 0 if s.start is None else s.start,
+                       2**63 - 1 if s.stop is None else s.stop, 1 if s.step is None else s.step)
+    return x
+
+
+@function(F.rms_norm)
+def _rms_norm(b, x, normalized_shape, weight=None, eps=None):
+    return b.call(aten.rms_norm.default, x, list(normalized_shape), weight, eps)
+
+
+@function(torch.where)
+def _where(b, condition, x, y):
+    """T5's masked position bias: where(mask, bias, minimum)."""
+    if not _is_tensor(x):
+        raise Refused("where with a scalar first branch")
+    op = aten.where.self if _is_tensor(y) else aten.where.ScalarOther
+    return b.call(op, condition, x, y)
+
+
+def _like(op):
+    """A tensor of ``x``'s shape whose values do not depend on ``x``'s (folded later)."""
+    def rule(b, x, *args, dtype=None, **kwargs):
+        if kwargs:
+            raise Refused(f"{op} with {sorted(kwargs)}")
+        return b.call(op, x, *args, dtype=dtype)
+    return rule
+
+
+for _fn, _op in ((torch.ones_like, aten.ones_like.default),
+                 (torch.zeros_like, aten.zeros_like.default),
+                 (torch.full_like, aten.full_like.default)):
+    FUNCTIONS[_fn] = _like(_op)

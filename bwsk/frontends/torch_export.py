@@ -46,7 +46,7 @@ def capture(module: torch.nn.Module, example_inputs: Any = None, how: str = "aut
         from bwsk.frontends.torch_fx import Refused, capture_fx
 
         try:
-            with _eval(module):
+            with _eval(module), export_routes(module):
                 return (*capture_fx(module, args, kwargs), "fx")
         except Refused as why:
             if how == "fx":
@@ -152,7 +152,7 @@ def default_inputs(module: torch.nn.Module) -> Any:
 @contextlib.contextmanager
 def export_routes(module: torch.nn.Module):
     """Temporarily make known-untraceable transformers modules exportable, and RMS norms one
-    op (see module doc)."""
+    op (see module doc). Both routes capture through them, so they give one graph."""
     try:
         from transformers.models.switch_transformers import modeling_switch_transformers as st
     except ImportError:  # transformers absent: nothing to patch

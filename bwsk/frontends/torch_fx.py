@@ -54,14 +54,14 @@ class FxProgram:
 def capture_fx(module: torch.nn.Module, args: tuple, kwargs: dict):
     """(FxProgram, {placeholder: FQN}) for ``module`` (in eval mode); raises Refused, saying
     why, where the recording cannot capture it faithfully."""
-    if kwargs or not all(isinstance(a, torch.Tensor) for a in args):
-        raise Refused("inputs other than positional tensors")
+    names = _argument_names(module, args, kwargs)
     builder = _Builder(module)
-    inputs = builder.inputs(_argument_names(module, len(args)), args)
+    copies = builder.inputs(names, (*args, *kwargs.values()))
+    call_args, call_kwargs = copies[:len(args)], dict(zip(kwargs, copies[len(args):]))
     recorder = _Recorder(builder)
     try:
         with _one_thread(), torch.no_grad(), _module_stack(module, builder), recorder:
-            outputs = module(*inputs)
+            outputs = module(*call_args, **call_kwargs)
     except Refused:
         raise
     except Exception as exc:  # the forward failed under the recording
@@ -72,14 +72,17 @@ def capture_fx(module: torch.nn.Module, args: tuple, kwargs: dict):
     return builder.program(), builder.fqn_of
 
 
-def _argument_names(module: torch.nn.Module, count: int) -> list[str]:
-    """The forward's names for the first ``count`` positional arguments (export's names)."""
+def _argument_names(module: torch.nn.Module, args: tuple, kwargs: dict) -> list[str]:
+    """The forward's names for the positional arguments, then the keywords (export's
+    placeholder names); tensors only."""
+    if not all(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values())):
+        raise Refused("inputs other than tensors")
     params = list(inspect.signature(module.forward).parameters.values())
-    names = [p.name for p in params[:count]
+    names = [p.name for p in params[:len(args)]
              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(names) < count:
+    if len(names) < len(args):
         raise Refused("forward takes *args")
-    return names
+    return names + list(kwargs)
 
 
 @contextlib.contextmanager
@@ -201,10 +204,12 @@ class _Recorder(TorchFunctionMode):
         return result
 
     def _record(self, func, args: tuple, kwargs: dict) -> Any:
+        b = self.builder
+        if not any(map(b.is_variable, _tensors((args, kwargs)))):
+            return self._constant(func, args, kwargs)
         rule = fx_rules.rule_for(func, _method_name(func))
         if rule is None:
             raise Refused(f"{_name(func)} is outside the vocabulary")
-        b = self.builder
         node_args, node_kwargs = _map(b.node_of, torch.Tensor, (args, kwargs))
         try:
             result = _map(b.value, fx.Node, rule(b, *node_args, **node_kwargs))
@@ -215,6 +220,32 @@ class _Recorder(TorchFunctionMode):
         if not _same(result, func(*args, **kwargs)):
             raise Refused(f"{_name(func)}: the rewritten call computes a different result")
         return result
+
+    def _constant(self, func, args: tuple, kwargs: dict) -> Any:
+        """A call that reads no input and no parameter (a mask from positions, a dtype
+        check): its result is a constant, computed by the call itself, and any value it
+        returns to Python (``bool(mask.all())``) is the same for every input."""
+        name = _name(func)
+        if "out" in kwargs or any(word in name for word in _RANDOM):
+            raise Refused(f"{name} writes to out= or draws random numbers")
+        result = func(*args, **kwargs)
+        if _method_name(func) and name.endswith("_") and not name.endswith("__"):
+            for t in _tensors((args, kwargs)):  # updated in place: lifted anew when read
+                self.builder.forget(t)
+        return result
+
+
+_RANDOM = ("rand", "normal", "bernoulli", "multinomial", "poisson", "exponential_", "uniform_")
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (tuple, list)):
+        return [t for v in x for t in _tensors(v)]
+    if isinstance(x, dict):
+        return [t for v in x.values() for t in _tensors(v)]
+    return []
 
 
 def _name(func: Any) -> str:
@@ -229,14 +260,19 @@ class _Builder:
         self.fqn_of: dict[str, str] = {}  # placeholder name -> parameter/buffer FQN
         self.state: dict[str, torch.Tensor] = {}
         self.params: list[str] = []
-        self._state_by_id = {id(t): (name, True) for name, t in module.named_parameters()}
-        self._state_by_id.update({id(t): (name, False) for name, t in module.named_buffers()
-                                  if id(t) not in self._state_by_id})
+        # a tied tensor takes its last name, as export names it (GPT-2: lm_head.weight)
+        self._state_by_id = {id(t): (name, False)
+                             for name, t in module.named_buffers(remove_duplicate=False)}
+        self._state_by_id.update({id(t): (name, True) for name, t in
+                                  module.named_parameters(remove_duplicate=False)})
         self._node_by_id: dict[int, fx.Node] = {}  # recorded values are kept alive in meta
+        self._variable: set[int] = set()  # ids of inputs and recorded results
+        self.consts: dict[str, torch.Tensor] = {}  # lifted constants, export's ``constants``
+        self._alive: list[torch.Tensor] = []
         self.stack: dict[str, tuple[str, type]] = {}  # nn_module_stack of the call in hand
 
     def program(self) -> FxProgram:
-        return FxProgram(self.graph, self.state, _Signature(self.params))
+        return FxProgram(self.graph, self.state, _Signature(self.params), self.consts)
 
     def inputs(self, names: list[str], args: tuple) -> tuple:
         """Placeholders for the inputs, and copies of them for the forward to run on (one
@@ -255,24 +291,38 @@ class _Builder:
         self.graph.output(pytree.tree_map_only(torch.Tensor, self.node_of, outputs))
 
     # --- what rules call --------------------------------------------------------------
+    def is_variable(self, t: torch.Tensor) -> bool:
+        """Whether ``t`` is an input, a parameter, or computed from one by a recorded call
+        (everything else the forward reads is a constant: buffers, masks, literals)."""
+        entry = self._state_by_id.get(id(t))
+        return id(t) in self._variable or (entry is not None and entry[1])
+
+    def forget(self, t: torch.Tensor) -> None:
+        self._node_by_id.pop(id(t), None)
+        self._state_by_id.pop(id(t), None)
+
     def node_of(self, t: torch.Tensor) -> fx.Node:
-        """The node whose value ``t`` is: an input, a recorded result, or a parameter or
-        buffer (a placeholder named as export names it)."""
+        """The node whose value ``t`` is: an input or recorded result, a parameter or buffer
+        (a placeholder named as export names it), or else a lifted constant."""
         node = self._node_by_id.get(id(t))
         if node is not None:
             return node
-        entry = self._state_by_id.get(id(t))
-        if entry is None:
-            raise Refused("a tensor that is no input, parameter, buffer or recorded result")
-        fqn, is_param = entry
-        name = ("p_" if is_param else "b_") + fqn.replace(".", "_")
+        fqn, is_param = self._state_by_id.get(id(t)) or (f"lifted_tensor_{len(self.consts)}",
+                                                         None)
+        prefix = {True: "p_", False: "b_", None: "c_"}[is_param]
         with self.graph.inserting_before(next(iter(self.graph.nodes), None)):
-            node = self.graph.placeholder(name)
+            node = self.graph.placeholder(prefix + fqn.replace(".", "_"))
         self.fqn_of[node.name] = fqn
-        self.state[fqn] = t
+        self._node_by_id[id(t)] = node
+        if is_param is None:  # a snapshot: the forward may update the tensor in place later
+            self._alive.append(t)  # its id stays its own while the recording lasts
+            t = self.consts[fqn] = t.detach().clone()
+        else:
+            self.state[fqn] = t
         if is_param:
             self.params.append(fqn)
-        return self._record(node, t)
+        node.meta["val"] = t
+        return node
 
     def value(self, x: Any) -> Any:
         return x.meta["val"] if isinstance(x, fx.Node) else x
@@ -300,6 +350,7 @@ class _Builder:
         node.meta["val"] = value
         if isinstance(value, torch.Tensor):
             self._node_by_id[id(value)] = node
+            self._variable.add(id(value))
         return node
 
 
