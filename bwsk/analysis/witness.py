@@ -11,7 +11,7 @@ from bwsk.analysis.dominators import PostDominators
 from bwsk.analysis.execute import Runner, StepRunner, evaluate, random_inputs
 from bwsk.analysis.inverse import InverseProgram, recover
 from bwsk.analysis.result import Witness
-from bwsk.catalogue import Judgement
+from bwsk.catalogue import NO, Judgement
 from bwsk.errors import BwskError
 from bwsk.ir import Graph
 
@@ -109,11 +109,13 @@ def ancestors(graph: Graph, names: set[str], last: int | None = None) -> tuple[s
     producer of ``names`` comes after this node, so the walk starts there (a candidate early
     in a deep model then costs its prefix, not the whole model)."""
     seen, nodes = set(names), []
+    seen.discard("")
     for k in range(len(graph.nodes) - 1 if last is None else last, -1, -1):
         node = graph.nodes[k]
-        if any(o in seen for o in node.outputs):
+        if not seen.isdisjoint(node.outputs):
             nodes.append(k)
-            seen.update(x for x in node.inputs if x)
+            seen.update(node.inputs)
+            seen.discard("")  # an omitted input names no value (nor an omitted output)
     return seen, nodes[::-1]
 
 
@@ -131,11 +133,26 @@ def _prefix(
         _independent(pdom, node.name, var)
     up, prefix = ancestors(graph, set(var), k - 1)
     sources = [n for n in graph.inputs if n in up]
+    first = next((n for n in sources if n not in var), None)  # the first one not given
+    if first is not None and _stuck(graph, judgements, first, prefix):
+        raise BwskError(f"prefix of {node.name} does not determine {first}")
     rec = recover(graph, judgements, set(var), prefix)
     lost = [n for n in sources if n not in rec.known]
     if lost:
         raise BwskError(f"prefix of {node.name} does not determine {lost[0]}")
     return InverseProgram(graph, judgements, rec.steps, var, sources)
+
+
+def _stuck(graph: Graph, judgements: list[Judgement], x: str, prefix: list[int]) -> bool:
+    """True when no node of ``prefix`` that reads graph input x can solve for it: x is then
+    never recovered (it is no node's output), and the fixpoint need not run to say so."""
+    for k in prefix:
+        node = graph.nodes[k]
+        if x in node.inputs:
+            rec = judgements[k].recover
+            if any(y == x and i < len(rec) and rec[i] != NO for i, y in enumerate(node.inputs)):
+                return False
+    return True
 
 
 def _independent(pdom: PostDominators, node: str, var: list[str]) -> None:
