@@ -168,8 +168,9 @@ def _best_seconds(fn, repeats: int) -> tuple[Any, float]:
 
 
 def time_model(model, inputs, repeats: int = 9) -> dict[str, Any]:
-    """Seconds per step for one model: the published lookups and bwsk's capture, graph walk
-    and analysis (weights skipped, and with weight checks). fx failures are kept as text."""
+    """Seconds per step for one model: the published lookups and bwsk's capture (the
+    recording, or export where it cannot record), graph walk and analysis (weights skipped,
+    and with weight checks). fx failures are kept as text."""
     from bwsk.analysis import analyze
     from bwsk.frontends.torch import graph_of_program
     from bwsk.frontends.torch_export import capture
@@ -184,10 +185,7 @@ def time_model(model, inputs, repeats: int = 9) -> dict[str, Any]:
     row["route"] = route
     graph, row["walk"] = _best_seconds(
         lambda: graph_of_program(model, program, names), repeats)
-    if route == "fx":
-        import torch.fx
-
-        row["trace"] = _best_seconds(lambda: torch.fx.Tracer().trace(model), repeats)[1]
+    if route == "fx":  # the recording; export beside it, on the same model
         row["export capture"] = _best_seconds(lambda: capture(model, inputs, "export"),
                                                 repeats)[1]
     row["nodes"] = len(graph.nodes)
