@@ -52,8 +52,8 @@ def scopes(graph: Graph) -> dict[str, list[int]]:
 
 
 def consumers(graph: Graph) -> dict[str, list[int]]:
-    """Per value, the indices of the nodes reading it."""
-    out: dict[str, list[int]] = {}
+    """Per value, the indices of the nodes reading it; -1 reads every graph output."""
+    out: dict[str, list[int]] = {o: [-1] for o in graph.outputs}
     for k, node in enumerate(graph.nodes):
         for x in node.inputs:
             if x:
@@ -70,20 +70,24 @@ def _attr_key(value) -> Any:
     return repr(value)
 
 
-def node_keys(graph: Graph) -> list[tuple]:
-    """Per node, its structure apart from wiring and weight values (computed once per model:
-    every enclosing scope reuses it): op, attributes, and per input "" (omitted),
-    ("c", shape) (a constant) or None (a variable, numbered per block)."""
+def node_keys(graph: Graph, judgements: list[Judgement]) -> list[tuple]:
+    """Per node, its structure apart from wiring and weight values, with its recoverability
+    facts (computed once per model: every enclosing scope reuses it): (op, attributes,
+    facts) and per input "" (omitted), ("c", shape) (a constant) or None (a variable,
+    numbered per block)."""
     return [
         (
-            n.op,
-            tuple(sorted((a, _attr_key(v)) for a, v in n.attrs.items())),
+            (
+                n.op,
+                tuple(sorted((a, _attr_key(v)) for a, v in n.attrs.items())),
+                (j.verdict, tuple(j.recover), None if j.needs is None else tuple(j.needs)),
+            ),
             tuple(
                 "" if not x else ("c", graph.values[x].shape) if graph.is_const(x) else None
                 for x in n.inputs
             ),
         )
-        for n in graph.nodes
+        for n, j in zip(graph.nodes, judgements, strict=True)
     ]
 
 
@@ -98,34 +102,32 @@ class Cut:
     signature: tuple
 
 
-def cut(
-    graph: Graph,
-    members: list[int],
-    keys: list[tuple],
-    readers: dict[str, list[int]],
-    judgements: list[Judgement],
-) -> Cut:
+def cut(graph: Graph, members: list[int], keys: list[tuple], readers: dict[str, list[int]]) -> Cut:
     """One pass over the members: inputs flow in from outside, outputs flow out (or are
     graph outputs); ``keys`` is node_keys(graph) and ``readers`` consumers(graph)."""
     inside, local = set(members), {}
     inputs, outputs, rows = [], [], []
     for k in members:
-        node, j = graph.nodes[k], judgements[k]
+        node, (head, kinds) = graph.nodes[k], keys[k]
         ins = []
-        for x, kind in zip(node.inputs, keys[k][2], strict=True):
-            if kind is None and x not in local:  # topological order: not produced inside
-                local[x] = len(local)
-                inputs.append(x)
-            ins.append(local[x] if kind is None else kind)
+        for x, kind in zip(node.inputs, kinds, strict=True):
+            if kind is None:
+                if x not in local:  # topological order: not produced inside
+                    local[x] = len(local)
+                    inputs.append(x)
+                ins.append(local[x])
+            else:
+                ins.append(kind)
         outs = []
         for o in node.outputs:
             if o:
                 local[o] = len(local)
-                if o in graph.outputs or any(c not in inside for c in readers.get(o, ())):
+                if not inside.issuperset(readers.get(o, ())):
                     outputs.append(o)
-            outs.append(local.get(o, ""))
-        facts = (j.verdict, tuple(j.recover), None if j.needs is None else tuple(j.needs))
-        rows.append((keys[k][:2], tuple(ins), tuple(outs), facts))
+                outs.append(local[o])
+            else:
+                outs.append("")
+        rows.append((head, tuple(ins), tuple(outs)))
     return Cut(inputs, outputs, (tuple(rows), tuple(local[o] for o in outputs)))
 
 
@@ -156,12 +158,12 @@ def block_verdicts(graph: Graph, judgements: list[Judgement],
     weights (proved in full when that fails), each witness run on its own block."""
     out: list[BlockVerdict] = []
     judgements = judgements if isinstance(judgements, Facts) else Facts(judgements)
-    readers, keys = consumers(graph), node_keys(graph)
+    readers, keys = consumers(graph), node_keys(graph, judgements)
     first: dict[tuple, tuple[str, Analysis]] = {}
     for name, kind, members in _candidates(graph, residuals or {}):
         if len(members) < 2 or len(members) == len(graph.nodes):
             continue
-        shape = cut(graph, members, keys, readers, judgements)
+        shape = cut(graph, members, keys, readers)
         if not shape.inputs or not shape.outputs:
             continue
         nodes = [graph.nodes[k].name for k in members]

@@ -143,21 +143,24 @@ def evaluate(graph: Graph, feeds: dict[str, np.ndarray], wanted: set[str]) -> di
     """Values of ``wanted``, node by node: per-node sessions are cached and take weights as
     inputs, where a prefix model would copy every weight into a new session."""
     env = dict(feeds)
+    if wanted <= env.keys():
+        return env
     need = set(wanted)
     for node in reversed(graph.nodes):
-        if any(o in need for o in node.outputs):
-            need.update(x for x in node.inputs if x)
+        if not need.isdisjoint(node.outputs):
+            need.update(node.inputs)
+            need.discard("")  # an omitted input names no value (nor an omitted output)
+    values = graph.values
     for node in graph.nodes:
-        if any(o in need for o in node.outputs) and not all(o in env for o in node.outputs if o):
-            outs = run_node(
-                graph,
-                node,
-                [
-                    (graph.values[x].const if graph.is_const(x) else env.get(x)) if x else None
-                    for x in node.inputs
-                ],
-            )
-            env.update({o: v for o, v in zip(node.outputs, outs, strict=False) if o})
+        if need.isdisjoint(node.outputs) or all(o in env for o in node.outputs if o):
+            continue
+        outs = run_node(
+            graph,
+            node,
+            [(env.get(x) if x not in values or values[x].const is None else values[x].const)
+             if x else None for x in node.inputs],
+        )
+        env.update({o: v for o, v in zip(node.outputs, outs, strict=False) if o})
     return env
 
 
