@@ -52,8 +52,8 @@ def test_rank_check_and_norm_bound_share_the_gram_matrix(monkeypatch, transposed
     made = []
     real = spectral._gram
     monkeypatch.setattr(spectral, "_gram", lambda a: made.append(a.shape) or real(a))
-    smin, _, _, certified = spectral.spectrum(m)
-    assert certified and smin > 0
+    smin, _, _, how = spectral.spectrum(m)
+    assert how == "certified" and smin > 0
     spectral.norm_bound(w)
     assert made == [(100, 100)]
 
@@ -63,15 +63,38 @@ def test_spectrum_certificate_agrees_with_the_exact_smallest_singular_value():
     for _ in range(30):
         m = rng.standard_normal((rng.integers(5, 90), 5)) * 10.0 ** rng.integers(-3, 4)
         m[:, 4] = m[:, 0] * rng.random() + m[:, 4] * 10.0 ** rng.uniform(-10, -2)
-        smin, smax, tol, certified = spectral.spectrum(m, np.float64)
+        smin, smax, tol, how = spectral.spectrum(m, np.float64)
         exact = np.linalg.svd(m, compute_uv=False)
-        if certified:
+        if how == "certified":
             assert exact.min() > smin >= tol > 0 and smax >= exact.max()
         else:
             # through the Gram matrix, sigma_min is known to about sqrt(eps) * sigma_max
             assert smin == pytest.approx(exact.min(), rel=1e-6, abs=1e-7 * exact.max())
-        decided.add(certified)
-    assert decided == {True, False}  # both ways of deciding were exercised
+        decided.add(how)
+    assert decided == {"certified", "exact"}  # both ways of deciding were exercised
+
+
+@pytest.mark.parametrize(
+    "ratio, how", [(1.3, "certified"), (0.5, "below"), (1.0005, "exact"), (0.9995, "exact")]
+)
+def test_near_the_tolerance_the_refined_factorizations_decide_as_numpy(monkeypatch, ratio, how):
+    """Square, smallest singular value ``ratio`` x numpy's tolerance: Gershgorin's loose
+    bound on sigma_max cannot certify; the Lanczos-pinned tolerance decides both ways, and
+    only a ratio within the rounding band needs the full eigenvalue solve."""
+    n, eps = 100, np.finfo(np.float32).eps
+    rng = np.random.default_rng(8)
+    u, v = (np.linalg.qr(rng.standard_normal((n, n)))[0] for _ in range(2))
+    sigma = np.r_[1.0, np.linspace(0.9, 0.1, n - 2), ratio * n * eps]
+    m = (u * sigma) @ v.T
+    sizes = []
+    real = np.linalg.eigvalsh
+    monkeypatch.setattr(np.linalg, "eigvalsh", lambda a: sizes.append(len(a)) or real(a))
+    spec = spectral.spectrum(m)
+    assert spec.how == how and spec.full_rank == (ratio > 1)
+    assert (n in sizes) == (how == "exact")
+    assert any(key[0] == "top" for key in spectral._CACHE)  # Gershgorin did not decide
+    exact = np.linalg.svd(m, compute_uv=False)
+    assert (exact.min() > exact.max() * n * eps) == spec.full_rank  # numpy's own decision
 
 
 def test_a_tall_head_is_certified_from_a_subset_of_its_rows(monkeypatch):
@@ -80,17 +103,17 @@ def test_a_tall_head_is_certified_from_a_subset_of_its_rows(monkeypatch):
     made = []
     real = spectral._gram
     monkeypatch.setattr(spectral, "_gram", lambda a: made.append(a.shape) or real(a))
-    smin, smax, tol, certified = spectral.spectrum(m)
+    smin, smax, tol, how = spectral.spectrum(m)
     exact = np.linalg.svd(m.astype(np.float64), compute_uv=False)
-    assert certified and exact.min() > smin >= tol and smax >= exact.max()
+    assert how == "certified" and exact.min() > smin >= tol and smax >= exact.max()
     assert len(made) == 1 and made[0][0] < 2000  # only the sampled rows' Gram matrix
     # rows the stride skips carry the rank: the subset cannot certify, the whole matrix does
     m = np.zeros((2000, 40), np.float32)
     m[1::2] = rng.standard_normal((1000, 40))
     spectral._CACHE.clear()
-    smin, _, tol, certified = spectral.spectrum(m)
-    assert certified and smin >= tol and made[-2:] == [(334, 40), (2000, 40)]
-    m[:, 3] = m[:, 1]  # rank-deficient: no certificate, the exact spectrum says so
+    smin, _, tol, how = spectral.spectrum(m)
+    assert how == "certified" and smin >= tol and made[-2:] == [(334, 40), (2000, 40)]
+    m[:, 3] = m[:, 1]  # rank-deficient: no certificate
     spectral._CACHE.clear()
-    smin, _, tol, certified = spectral.spectrum(m)
-    assert not certified and smin <= tol
+    spec = spectral.spectrum(m)
+    assert spec.how == "exact" and not spec.full_rank  # 40 columns: eigvalsh is cheap

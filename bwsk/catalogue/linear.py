@@ -79,16 +79,19 @@ def rank_verdict(ctx: Ctx, m: np.ndarray, what: str, invert, shift, dtype=np.flo
         return gray(
             ctx, f"{what}: weights not read (weights=False)", f"{what} has full column rank {cols}"
         )
-    smin, smax, tol, certified = spectrum(m, dtype)
-    bound = f"> {smin:.3g} (Cholesky certificate)" if certified else f"{smin:.3g}"
+    smin, smax, tol, how = spec = spectrum(m, dtype)
+    bound = {
+        "certified": f"> {smin:.3g} (Cholesky certificate)",
+        "below": f"< {smin:.3g} (a Cholesky factorization fails there)",
+    }.get(how, f"{smin:.3g}")
     cond = f"smallest singular value {bound}, tolerance {tol:.3g}"
-    if certified or smin > tol:
+    if spec.full_rank:
         return injective(
             ctx,
             f"{what} has full column rank {cols} ({cond})",
             invert,
             bijective=rows == cols,
-            well_conditioned=certified or smax / smin < 1e6,
+            well_conditioned=how == "certified" or smax / smin < 1e6,
         )
     return collision(
         ctx,

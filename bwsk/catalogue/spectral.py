@@ -10,6 +10,8 @@ eigenvalues (eigvalsh, the expensive path) are computed only when a certificate 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 _CACHE: dict[tuple, tuple[np.ndarray, object]] = {}
@@ -61,43 +63,89 @@ def _positive_definite(mat: np.ndarray) -> bool:
         return False
 
 
-def spectrum(m: np.ndarray, dtype=np.float32) -> tuple[float, float, float, bool]:
-    """(smallest singular value or a certified lower bound, largest, rank tolerance, certified) of
-    x -> m @ x. The tolerance is numpy's sigma_max * max(shape) * eps with sigma_max bounded
-    above, so it can only be larger than numpy's. A Cholesky factor of gram - c I with
-    c = s^2 + slack, s = max(tol, sigma_max / 1e6), certifies sigma_min > s (full rank, well
-    conditioned) in one O(n^3 / 3) step; otherwise the exact spectrum (eigvalsh) decides.
+class Spectrum(NamedTuple):
+    """What the rank check knows of x -> m @ x. ``how``: "certified" (smin is a proved lower
+    bound, >= tol), "below" (smin is a proved upper bound, <= tol: rank-deficient at that
+    tolerance) or "exact" (eigenvalues of the Gram matrix). tol = sigma_max * max(shape) *
+    eps, numpy's matrix_rank tolerance, or larger when sigma_max is only bounded above."""
+
+    smin: float
+    smax: float
+    tol: float
+    how: str
+
+    @property
+    def full_rank(self) -> bool:
+        return self.how == "certified" or (self.how == "exact" and self.smin > self.tol)
+
+
+def spectrum(m: np.ndarray, dtype=np.float32) -> Spectrum:
+    """The rank check of x -> m @ x, decided as numpy's smin > tol would decide it. A Cholesky
+    factor of gram - c I with c = s^2 + slack, s = max(tol, sigma_max / 1e6), certifies
+    sigma_min > s (full rank, well conditioned) in one O(n^3 / 3) step, first against
+    Gershgorin's bound on sigma_max, then against a Lanczos estimate certified from above;
+    a factorization failing below the tolerance shows rank deficiency (Higham, Thm 10.7);
+    only what falls between (a band of relative width ~1e-4) needs eigvalsh.
     A vocabulary-sized head (rows >= 16 x columns) first tries a strided eighth-or-less of
     its rows: dropping rows only lowers sigma_min (m^T m >= m_S^T m_S), so a certificate
     for the subset, against the Frobenius norm's larger tolerance, holds for m."""
     if not m.size:
-        return 0.0, 0.0, 0.0, False
+        return Spectrum(0.0, 0.0, 0.0, "exact")
     eps = float(np.finfo(dtype).eps)  # the precision the model computes in, not the probe's
     rows, cols = m.shape
+    relative = max(m.shape) * eps
     if rows >= 16 * cols:
         sub = m[:: rows // (8 * cols)]
         fro = float(np.sqrt(np.einsum("ij,ij->", m, m, dtype=np.float64)))
-        hit = _floor(gram(sub), len(sub), fro * (1 + m.size * _EPS), max(m.shape) * eps)
+        hit = _floor(gram(sub), len(sub), fro * (1 + m.size * _EPS), relative)
         if hit is not None:
             return hit
     g = gram(m)
     smax = float(np.sqrt(np.abs(g).sum(axis=1).max()))  # >= sigma_max (Gershgorin)
-    hit = _floor(g, rows, smax, max(m.shape) * eps)
+    hit = _floor(g, rows, smax, relative)
+    if hit is None and len(g) > 64:
+        hit = _refine(m, g, relative)
     if hit is not None:
         return hit
     s = np.sqrt(np.clip(np.linalg.eigvalsh(g), 0, None))
     smax = float(s.max())
-    return float(s.min()), smax, smax * max(m.shape) * eps, False
+    return Spectrum(float(s.min()), smax, smax * relative, "exact")
 
 
-def _floor(g: np.ndarray, inner: int, smax: float, relative: float) -> tuple | None:
+def _floor(g: np.ndarray, inner: int, smax: float, relative: float) -> Spectrum | None:
     """spectrum's certified answer for Gram matrix g when sigma_max <= smax, else None."""
     tol = smax * relative
     shift = max(tol, smax * 1e-6)
     lowered = shift * shift + _slack(g, inner, float(np.trace(g)))
     if _positive_definite(g - lowered * np.eye(len(g))):
-        return shift, smax, tol, True
+        return Spectrum(shift, smax, tol, "certified")
     return None
+
+
+def _refine(m: np.ndarray, g: np.ndarray, relative: float) -> Spectrum | None:
+    """With sigma_max pinned between a Lanczos estimate and its certified bound (relative
+    width NORM_MARGIN), one factorization proves smin above the tolerance, or another one
+    failing below it proves smin under it; None in the band between."""
+    low = np.sqrt(max(cached("top", m, lambda _: _lanczos_top(g)), 0.0)) * (1 - 1e-9)
+    high = low * (1 + 2 * NORM_MARGIN)
+    hit = _floor(g, m.shape[0], high, relative)
+    if hit is not None:
+        return hit if _below(g, m.shape[0], high * high) else None
+    # Cholesky succeeds on A when lambda_min(A) > n (n + 1) u max a_ii (Higham, Thm 10.7):
+    # failing at c shows lambda_min(G) <= c + that + the Gram's rounding, here <= tol^2
+    tol = low * relative
+    n = len(g)
+    c = tol * tol - n * (n + 1) * _EPS * float(g.diagonal().max()) - _slack(g, m.shape[0], 0)
+    if c > 0 and not _positive_definite(g - c * np.eye(n)):
+        return Spectrum(tol, low, tol, "below")
+    return None
+
+
+def _below(g: np.ndarray, inner: int, top: float) -> bool:
+    """Whether lambda_max of the exact Gram matrix is below ``top``: a Cholesky factor of
+    (top - slack) I - g exists."""
+    room = top - _slack(g, inner, len(g) * top)
+    return _positive_definite(room * np.eye(len(g)) - g)
 
 
 def _norm_gram(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,10 +175,7 @@ def norm_bound(w: np.ndarray) -> float:
     bound = norm_estimate(w)
     if len(g) <= 64:
         return bound
-    room = bound * bound - _slack(g, m.shape[0], len(g) * bound * bound)
-    if _positive_definite(room * np.eye(len(g)) - g):
-        return bound
-    return exact_norm(g)
+    return bound if _below(g, m.shape[0], bound * bound) else exact_norm(g)
 
 
 def exact_norm(g: np.ndarray) -> float:
