@@ -101,7 +101,7 @@ def _one_thread():
 def _module_stack(root: torch.nn.Module, builder: _Builder):
     """Keeps ``builder.stack`` the path of submodules being called (export's
     ``nn_module_stack``: the root is not on it)."""
-    paths = {id(m): name for name, m in root.named_modules() if name}
+    paths = builder.paths
 
     def enter(module, _args):
         path = paths.get(id(module))
@@ -147,7 +147,8 @@ def _map(fn, kind: type, x: Any) -> Any:
     if isinstance(x, kind):
         return fn(x)
     if isinstance(x, (tuple, list)):
-        return type(x)(_map(fn, kind, v) for v in x)
+        return type(x)([_map(fn, kind, v) if isinstance(v, (kind, tuple, list, dict)) else v
+                        for v in x])
     if isinstance(x, dict):
         return {k: _map(fn, kind, v) for k, v in x.items()}
     return x
@@ -260,11 +261,17 @@ class _Builder:
         self.fqn_of: dict[str, str] = {}  # placeholder name -> parameter/buffer FQN
         self.state: dict[str, torch.Tensor] = {}
         self.params: list[str] = []
-        # a tied tensor takes its last name, as export names it (GPT-2: lm_head.weight)
-        self._state_by_id = {id(t): (name, False)
-                             for name, t in module.named_buffers(remove_duplicate=False)}
-        self._state_by_id.update({id(t): (name, True) for name, t in
-                                  module.named_parameters(remove_duplicate=False)})
+        self.paths: dict[int, str] = {}  # id of a submodule -> its path
+        self._state_by_id: dict[int, tuple[str, bool]] = {}  # parameters and buffers
+        for path, sub in module.named_modules(remove_duplicate=False):
+            if path:
+                self.paths.setdefault(id(sub), path)
+            prefix = path + "." if path else ""
+            # a tied tensor takes its last name, as export names it (GPT-2: lm_head.weight)
+            for is_param, tensors in ((False, sub._buffers), (True, sub._parameters)):
+                for name, t in tensors.items():
+                    if t is not None:
+                        self._state_by_id[id(t)] = (prefix + name, is_param)
         self._node_by_id: dict[int, fx.Node] = {}  # recorded values are kept alive in meta
         self._variable: set[int] = set()  # ids of inputs and recorded results
         self.consts: dict[str, torch.Tensor] = {}  # lifted constants, export's ``constants``
