@@ -57,7 +57,8 @@ def capture_fx(module: torch.nn.Module, args: tuple, kwargs: dict):
     names = _argument_names(module, args, kwargs)
     builder = _Builder(module)
     copies = builder.inputs(names, (*args, *kwargs.values()))
-    call_args, call_kwargs = copies[:len(args)], dict(zip(kwargs, copies[len(args):]))
+    call_args = copies[:len(args)]
+    call_kwargs = dict(zip(kwargs, copies[len(args):], strict=True))
     recorder = _Recorder(builder)
     try:
         with _one_thread(), torch.no_grad(), _module_stack(module, builder), recorder:
