@@ -4,7 +4,6 @@ graph of its own inputs and judged like a model; structurally identical blocks a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,7 @@ def kind_of(scope: str, nodes: list) -> str:
     for key, kind in _KINDS:
         if key in last:
             return kind
-    if re.fullmatch(r"\d+", last):
+    if last.isdecimal():  # re's \d: the Unicode decimal digits
         return "layer"
     return "module"
 

@@ -51,9 +51,10 @@ def opset_of(graph: Graph) -> int:
     if getattr(graph, "opset", None):
         return int(graph.opset)
     source = getattr(graph, "source", None)
-    for imp in getattr(source, "opset_import", ()):
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
+    if isinstance(source, onnx.ModelProto):  # (asked per node run: no lookup on a module)
+        for imp in source.opset_import:
+            if imp.domain in ("", "ai.onnx"):
+                return int(imp.version)
     return _newest_opset()
 
 
