@@ -117,3 +117,18 @@ def test_a_tall_head_is_certified_from_a_subset_of_its_rows(monkeypatch):
     spectral._CACHE.clear()
     spec = spectral.spectrum(m)
     assert spec.how == "exact" and not spec.full_rank  # 40 columns: eigvalsh is cheap
+
+
+@pytest.mark.parametrize("shape", [(300, 120), (120, 300), (80, 40)])
+def test_norm_floor_is_below_the_norm_and_reads_no_gram_of_a_large_weight(monkeypatch, shape):
+    w = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    exact = np.linalg.norm(w.astype(np.float64), 2)
+    small = min(shape) <= 64
+    if not small:
+        monkeypatch.setattr(spectral, "_gram", _no_exact)
+    floor, is_exact = spectral.norm_floor(w)
+    assert is_exact == small
+    if small:
+        assert floor == pytest.approx(exact, rel=2e-6) and floor >= exact
+    else:
+        assert 0.8 * exact < floor <= exact

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from bwsk.catalogue import ALONE, Judgement, run_node
-from bwsk.catalogue.spectral import norm_bound, norm_estimate
+from bwsk.catalogue.spectral import norm_bound, norm_floor
 from bwsk.ir import Graph, Node
 
 # Global Lipschitz constants of 1-Lipschitz-or-better elementwise and routing ops.
@@ -139,15 +139,25 @@ def _unbounded(graph: Graph, node: Node) -> str:
 def lipschitz(graph: Graph, x: str, members: list[int]) -> tuple[float | None, str]:
     """An upper bound on Lip(F) for the branch, or None and why: every kind of op that has
     no bound (a branch can hold a norm and attention both). Whether an op has a bound does
-    not depend on its weights, so spectral norms are computed only when every op has one
-    (a transformer's branches hold a layer norm: no weight needs reading), and certified
-    only when their estimates leave the product below 1."""
+    not depend on its weights, so spectral norms are read only when every op has one (a
+    transformer's branches hold a layer norm: no weight needs reading). Lower bounds on the
+    norms come first: a product already >= 1 is returned as is, with why = "at least"; only
+    a contraction in sight pays for certified norms."""
     _, why = _propagate(graph, x, members, lambda w: 1.0)
     if why:
         return None, "; ".join(why.values())
-    out, _ = _propagate(graph, x, members, norm_estimate)
-    if out < 1:  # estimates are from below: a contraction needs the certified bounds
+    inexact = []
+
+    def floor(w):
+        value, exact = norm_floor(w)
+        inexact.append(not exact)
+        return value
+
+    out, _ = _propagate(graph, x, members, floor)
+    if not (np.isfinite(out) and out >= 1):
         out, _ = _propagate(graph, x, members, norm_bound)
+    elif any(inexact):
+        return out, "at least"
     return (out, "") if np.isfinite(out) else (None, "")
 
 
@@ -189,15 +199,23 @@ def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> dict[in
             bound, why = lipschitz(graph, x, members) if weights else (None, "")
             j = judgements[k]
             if bound is None or bound >= 1:
-                why = ("weights not read" if not weights else f"no bound: {why}"
-                       if bound is None else f"bound {bound:.3g}, not < 1")
-                j.conditions.append(f"Lip(f) < 1 for the residual branch {r} ({why})")
+                j.conditions.append(
+                    f"Lip(f) < 1 for the residual branch {r} ({_why_not(weights, bound, why)})"
+                )
                 continue
             j.recover[slot] = ALONE
             j.conditions.append(f"residual branch is a contraction: Lip(f) <= {bound:.3g} < 1")
             j.invert = _fixed_point(graph, x, r, members, j.invert)
             break
     return found
+
+
+def _why_not(weights: bool, bound: float | None, why: str) -> str:
+    if not weights:
+        return "weights not read"
+    if bound is None:
+        return f"no bound: {why}"
+    return f"bound {why + ' ' if why else ''}{bound:.3g}, not < 1"
 
 
 def _fixed_point(graph: Graph, x: str, r: str, members: list[int], plain):

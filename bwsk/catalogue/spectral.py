@@ -156,25 +156,32 @@ def _norm_gram(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return m, gram(m)
 
 
-def norm_estimate(w: np.ndarray) -> float:
-    """The spectral norm of ``w`` (rows are outputs) plus NORM_MARGIN, from a Lanczos
-    estimate: from below up to rounding, so it can show that norms are too large for a
-    contraction, never that they are small enough (``norm_bound`` does that)."""
+def norm_floor(w: np.ndarray, steps: int = 8) -> tuple[float, bool]:
+    """(a lower bound on the spectral norm of ``w``, whether it is exact up to NORM_MARGIN):
+    exact when a side is at most 64 (a small Gram matrix), else a few power steps on w
+    itself, no Gram matrix: enough to show norms too large for a contraction, never that
+    they are small enough (``norm_bound`` does that)."""
+    a = w.reshape(w.shape[0], -1)
+    if min(a.shape) <= 64:
+        return norm_bound(w), True
+    v = np.random.default_rng(0).standard_normal(a.shape[1]).astype(a.dtype)
+    for _ in range(steps):
+        v = a.T @ (a @ v)
+        v /= np.linalg.norm(v)
+    # the Rayleigh quotient |a v| / |v| <= |a|, less a margin for its float32 rounding
+    return float(np.linalg.norm(a @ v) / np.linalg.norm(v)) * (1 - 1e-4), False
+
+
+def norm_bound(w: np.ndarray) -> float:
+    """An upper bound on the spectral norm of ``w`` (rows are outputs), within NORM_MARGIN of
+    exact: from whichever of its Gram matrices is cached (else the smaller), a Lanczos
+    estimate certified by one Cholesky factor of bound^2 I - G (a third of the cost of the
+    full eigenvalue solve, which decides only when the certificate fails)."""
     m, g = _norm_gram(w)
     if len(g) <= 64:
         return exact_norm(g) if g.size else 0.0
     top = cached("top", m, lambda _: _lanczos_top(g))
-    return float(np.sqrt(max(top, 0.0)) * (1 + NORM_MARGIN))
-
-
-def norm_bound(w: np.ndarray) -> float:
-    """An upper bound on the spectral norm of ``w``, within NORM_MARGIN of exact: the
-    estimate, certified by one Cholesky factor of bound^2 I - G (a third of the cost of the
-    full eigenvalue solve it replaces), which decides only when the certificate fails."""
-    m, g = _norm_gram(w)
-    bound = norm_estimate(w)
-    if len(g) <= 64:
-        return bound
+    bound = float(np.sqrt(max(top, 0.0)) * (1 + NORM_MARGIN))
     return bound if _below(g, m.shape[0], bound * bound) else exact_norm(g)
 
 
