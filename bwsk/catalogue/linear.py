@@ -9,7 +9,7 @@ import numpy as np
 from bwsk.catalogue.base import Ctx, Judgement, collision, entry, gray, injective, replace
 from bwsk.catalogue.layout import concrete
 from bwsk.catalogue.run import run_node
-from bwsk.catalogue.spectral import cached, gram, spectrum
+from bwsk.catalogue.spectral import cached, gram, memo, memory, spectrum
 
 
 def solve_columns(m: np.ndarray, y_cols: np.ndarray) -> np.ndarray:
@@ -183,6 +183,25 @@ def operator_matrix(ctx: Ctx, slot: int, limit: int = 1024) -> np.ndarray | None
     shape = concrete(ctx.shape(slot))
     if shape is None or not shape or int(np.prod(shape[1:])) > limit:
         return None
+    consts = [ctx.const(i) for i in range(len(ctx.node.inputs)) if i != slot]
+    node = ctx.node
+    key = ("operator", node.op, _frozen(sorted(node.attrs.items())), tuple(shape), slot)
+    key += tuple(None if c is None else memory(c) for c in consts)
+    # one matrix per operator and weights: the rank check's Gram matrix, its certificate and
+    # the inverse's solves are cached by this matrix, and nodes are judged several times
+    return memo(key, consts, lambda: _materialize(ctx, slot, shape))
+
+
+def _frozen(v):
+    """An attribute value as a hashable key, arrays by their bytes (a repr may elide)."""
+    if isinstance(v, np.ndarray):
+        return v.dtype.str, v.shape, v.tobytes()
+    if isinstance(v, (list, tuple)):
+        return tuple(_frozen(x) for x in v)
+    return v
+
+
+def _materialize(ctx: Ctx, slot: int, shape: tuple) -> np.ndarray:
     n = int(np.prod(shape[1:]))
     ins = [
         ctx.const(i) if i != slot else np.eye(n, dtype=np.float32).reshape((n, *shape[1:]))

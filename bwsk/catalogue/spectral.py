@@ -19,21 +19,29 @@ _EPS = float(np.finfo(np.float64).eps)
 NORM_MARGIN = 1e-6  # relative margin on a spectral norm bound (covers eigvalsh's rounding)
 
 
-def _key(kind: str, m: np.ndarray) -> tuple:
+def memory(m: np.ndarray) -> tuple:
     """The matrix ``m`` as memory, layout and type: two views of one buffer with the same
     shape and strides are the same matrix (kept alive in the cache, so no address reuse)."""
-    return kind, m.__array_interface__["data"][0], m.shape, m.strides, m.dtype.str
+    return m.__array_interface__["data"][0], m.shape, m.strides, m.dtype.str
 
 
-def cached(kind: str, m: np.ndarray, make):
-    """``make(m)`` memoized by the matrix (blocks and inverse calls share nodes)."""
-    key = _key(kind, m)
+def _key(kind: str, m: np.ndarray) -> tuple:
+    return kind, *memory(m)
+
+
+def memo(key: tuple, keep, make):
+    """``make()`` memoized under ``key``; ``keep`` holds the arrays whose memory the key names."""
     hit = _CACHE.get(key)
     if hit is None:
         if len(_CACHE) > 256:
             _CACHE.clear()
-        hit = _CACHE[key] = (m, make(m))
+        hit = _CACHE[key] = (keep, make())
     return hit[1]
+
+
+def cached(kind: str, m: np.ndarray, make):
+    """``make(m)`` memoized by the matrix (blocks and inverse calls share nodes)."""
+    return memo(_key(kind, m), m, lambda: make(m))
 
 
 def gram(m: np.ndarray) -> np.ndarray:
@@ -80,6 +88,11 @@ class Spectrum(NamedTuple):
 
 
 def spectrum(m: np.ndarray, dtype=np.float32) -> Spectrum:
+    """The rank check of x -> m @ x (see ``_spectrum``), once per matrix and precision."""
+    return cached(f"spectrum {np.dtype(dtype).str}", m, lambda _: _spectrum(m, dtype))
+
+
+def _spectrum(m: np.ndarray, dtype) -> Spectrum:
     """The rank check of x -> m @ x, decided as numpy's smin > tol would decide it. A Cholesky
     factor of gram - c I with c = s^2 + slack, s = max(tol, sigma_max / 1e6), certifies
     sigma_min > s (full rank, well conditioned) in one O(n^3 / 3) step, first against
