@@ -232,3 +232,15 @@ def test_a_conv_judged_again_reuses_its_operator_and_rank_certificate(monkeypatc
     g2, node2 = single("Conv", {"kernel_shape": [2, 2], "strides": [2, 2]}, consts={"w": w2},
                        shape=(1, 1, 4, 4))
     assert judge(g2, node2).verdict == "K" and len(made) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.float16])
+def test_equal_rows_beyond_the_hashed_prefix(dtype):
+    from bwsk.catalogue.layout import equal_rows
+
+    rows = np.random.default_rng(2).integers(-50, 50, (300, 100)).astype(dtype)
+    rows[10:20, :64] = rows[5, :64]  # alike in the hashed prefix, different after it
+    assert equal_rows(rows) is None
+    rows[250] = rows[12]
+    rows[290] = rows[40]
+    assert equal_rows(rows) == (12, 250)

@@ -233,21 +233,40 @@ def _resize(ctx: Ctx) -> Judgement:
 
 
 def equal_rows(rows: np.ndarray) -> tuple[int, int] | None:
-    """Two equal rows (i < j), or None: rows hashed as bytes (-0.0 folded into 0.0), far
-    cheaper than sorting them; tables with NaN fall back to comparing values."""
+    """Two equal rows (i < j, the first such j), or None: rows hashed as bytes (-0.0 folded
+    into 0.0), far cheaper than sorting them; tables with NaN fall back to comparing values.
+    Only rows whose first 64 entries hash alike can be equal, so a vectorized hash of those
+    picks the candidates (none, for a trained or random vocabulary) before any row is read."""
     if rows.dtype.kind == "f" and np.isnan(rows).any():
         _, first, counts = np.unique(rows, axis=0, return_index=True, return_counts=True)
         if not (counts > 1).any():
             return None
         i = int(first[np.argmax(counts > 1)])
         return i, int(np.flatnonzero((rows == rows[i]).all(axis=1))[1])
-    flat = np.ascontiguousarray(rows + 0 if rows.dtype.kind == "f" else rows)
+    candidates = _alike_prefixes(rows)
+    flat = np.ascontiguousarray(
+        rows[candidates] + 0 if rows.dtype.kind == "f" else rows[candidates]
+    )
     seen: dict[bytes, int] = {}
     for j, row in enumerate(flat):
         i = seen.setdefault(row.tobytes(), j)
         if i != j:
-            return i, j
+            return int(candidates[i]), int(candidates[j])
     return None
+
+
+def _alike_prefixes(rows: np.ndarray, width: int = 64) -> np.ndarray:
+    """Indices (ascending) of the rows whose first ``width`` entries share a 64-bit hash with
+    another row's: a random linear form over the entries' bits, wrapping exactly mod 2^64."""
+    if rows.dtype.itemsize not in (4, 8) or len(rows) < 2:
+        return np.arange(len(rows))
+    head = rows[:, :width] + 0 if rows.dtype.kind == "f" else rows[:, :width]
+    bits = np.ascontiguousarray(head).view(f"u{rows.dtype.itemsize}").astype(np.uint64)
+    weights = np.random.default_rng(0).integers(1, 2**63, bits.shape[1], dtype=np.uint64)
+    _, inverse, counts = np.unique(
+        bits @ (weights | np.uint64(1)), return_inverse=True, return_counts=True
+    )
+    return np.flatnonzero(counts[inverse] > 1)
 
 
 @entry(
