@@ -177,12 +177,15 @@ def norm_floor(w: np.ndarray, steps: int = 8) -> tuple[float, bool]:
     a = w.reshape(w.shape[0], -1)
     if min(a.shape) <= 64:
         return norm_bound(w), True
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
     v = np.random.default_rng(0).standard_normal(a.shape[1]).astype(a.dtype)
     for _ in range(steps):
         v = a.T @ (a @ v)
         v /= np.linalg.norm(v)
-    # the Rayleigh quotient |a v| / |v| <= |a|, less a margin for its float32 rounding
-    return float(np.linalg.norm(a @ v) / np.linalg.norm(v)) * (1 - 1e-4), False
+    # the Rayleigh quotient |a v| / |v| <= |a|, less a bound on its rounding in a's precision
+    rounding = min(0.5, 4 * max(a.shape) * float(np.finfo(a.dtype).eps))
+    return float(np.linalg.norm(a @ v) / np.linalg.norm(v)) * (1 - rounding), False
 
 
 def norm_bound(w: np.ndarray) -> float:
