@@ -19,7 +19,7 @@ import numpy as np
 
 from bwsk.ir import Graph
 
-VERSION = 3  # 2: parameters are not folded; 3: tied weights stay tied
+VERSION = 4  # 2: parameters are not folded; 3: tied weights stay tied; 4: recorded capture
 
 
 @dataclass(frozen=True)
