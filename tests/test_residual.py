@@ -206,3 +206,17 @@ def test_only_a_contraction_claim_pays_for_certified_norms(monkeypatch, scale):
         floor = float(cond.split("bound at least ")[1].split(",")[0])
         assert 1 <= floor <= scale
     assert (analysis.verdict, certified) == (("S", [(96, 96)]) if scale < 1 else ("GRAY", []))
+
+
+def test_weights_changed_in_place_are_read_again_by_the_next_analysis():
+    """Torch weights reach the graph as views: training changes them under the same memory,
+    so no spectrum may be remembered from one analysis to the next."""
+    torch.manual_seed(0)
+    lin = nn.Linear(96, 96, bias=False)
+    graph = graph_of(lin.eval(), (torch.randn(2, 96),))
+    assert analyze(graph).verdict == "S"
+    with torch.no_grad():
+        lin.weight[5] = lin.weight[7]  # same buffer, now rank-deficient
+    again = analyze(graph)
+    assert again.verdict == "K"
+    assert any("rank-deficient" in n.reason for n in again.nodes)

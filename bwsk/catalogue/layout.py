@@ -18,7 +18,6 @@ from bwsk.catalogue.base import (
     unbroadcast,
 )
 from bwsk.catalogue.run import run_node
-from bwsk.catalogue.spectral import cached
 
 
 def concrete(shape: tuple | None) -> tuple[int, ...] | None:
@@ -296,21 +295,26 @@ def _gather(ctx: Ctx) -> Judgement:
 
         return collision(ctx, f"table rows {i} and {j} are equal", collide)
 
+    norms = []  # the rows' squared norms, once the inverse is first run
+
     def inv(s, ins, outs):
         y = np.moveaxis(outs[0], axis, -1) if rows.shape[1] == 1 else outs[0]
         flat = np.asarray(y, np.float64).reshape(-1, rows.shape[1])
-        return nearest_rows(rows, flat).reshape(
+        if not norms:
+            norms.append(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+        return nearest_rows(rows, flat, norms[0]).reshape(
             np.shape(outs[0])[: np.ndim(outs[0]) - table.ndim + 1]
         )
 
     return injective(ctx, "embedding rows are pairwise distinct", inv)
 
 
-def nearest_rows(rows: np.ndarray, flat: np.ndarray, shortlist: int = 8) -> np.ndarray:
-    """Per row of ``flat``, the index of the nearest row of ``rows``. Distances to the whole
-    table in the table's own precision pick a shortlist, re-ranked in float64: a float64
-    copy of a vocabulary-sized table per call cost more than the rest of the lookup."""
-    norms = cached("row_norms", rows, lambda r: np.einsum("ij,ij->i", r, r, dtype=np.float64))
+def nearest_rows(
+    rows: np.ndarray, flat: np.ndarray, norms: np.ndarray, shortlist: int = 8
+) -> np.ndarray:
+    """Per row of ``flat``, the index of the nearest row of ``rows`` (squared ``norms``).
+    Distances to the whole table in the table's own precision pick a shortlist, re-ranked in
+    float64: a float64 copy of a vocabulary-sized table per call cost more than the rest."""
     low = rows.dtype if rows.dtype in (np.float32, np.float64) else np.float64
     rough = norms[None, :] - 2 * (flat.astype(low) @ rows.T.astype(low, copy=False))
     k = min(shortlist, len(rows))

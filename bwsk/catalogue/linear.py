@@ -9,33 +9,50 @@ import numpy as np
 from bwsk.catalogue.base import Ctx, Judgement, collision, entry, gray, injective, replace
 from bwsk.catalogue.layout import concrete
 from bwsk.catalogue.run import run_node
-from bwsk.catalogue.spectral import cached, gram, memo, memory, spectrum
+from bwsk.catalogue.spectral import _gram as spectral_gram
+from bwsk.catalogue.spectral import gram, spectrum
 
 
-def solve_columns(m: np.ndarray, y_cols: np.ndarray) -> np.ndarray:
-    """Least-squares x with m @ x = y for full-column-rank m (normal equations). A witness
-    lift solves once per matrix: one LU solve, a third of an inverse; a matrix solved again
-    (an inverse program run on many batches) gets its inverse cached."""
-    rhs = np.asarray(m, np.float64).T @ np.asarray(y_cols, np.float64)
-    solves = cached("solves", m, lambda _: [0])
-    solves[0] += 1
-    if solves[0] == 1:
-        return np.linalg.solve(gram(m), rhs)
-    return cached("ginv", m, lambda _: np.linalg.inv(gram(m))) @ rhs
+class Solver:
+    """x from m @ x = y for one matrix m (normal equations), and a kernel vector of it, with
+    what they need memoized on the object: the judgement's closures hold it, so nothing
+    outlives the analysis (weights may be views of a model's parameters, changed in place
+    between two analyses; the shared cache is emptied after each judging pass)."""
 
+    def __init__(self, m: np.ndarray):
+        self.m, self.solves = m, 0
+        self._gram = self._inverse = self._null = None
 
-def apply_left(w_map: np.ndarray, y: np.ndarray, last: bool) -> np.ndarray:
-    """Undo y = x @ W (``last``: m = W.T acts on the last axis) or y = W @ x."""
-    if last:
-        flat = np.asarray(y).reshape(-1, y.shape[-1]).T
-        x = solve_columns(w_map, flat).T
-        return x.reshape(*y.shape[:-1], w_map.shape[1])
-    return solve_columns(w_map, y)
+    def keep_gram(self) -> None:
+        """Holds the rank check's Gram matrix (from the shared cache) for later solves."""
+        self._gram = gram(self.m)
 
+    def columns(self, y_cols: np.ndarray) -> np.ndarray:
+        """Least-squares x with m @ x = y for full-column-rank m. A witness lift solves once
+        per matrix: one LU solve, a third of an inverse; a matrix solved again (an inverse
+        program run on many batches) keeps its inverse."""
+        if self._gram is None:
+            self._gram = spectral_gram(self.m)
+        rhs = np.asarray(self.m, np.float64).T @ np.asarray(y_cols, np.float64)
+        self.solves += 1
+        if self.solves == 1:
+            return np.linalg.solve(self._gram, rhs)
+        if self._inverse is None:
+            self._inverse = np.linalg.inv(self._gram)
+        return self._inverse @ rhs
 
-def null_vector(m: np.ndarray) -> np.ndarray:
-    """A v with m @ v ~ 0, scaled to max |v| = 1 (cached per matrix: blocks share nodes)."""
-    return cached("null", m, _null_vector)
+    def apply_left(self, y: np.ndarray, last: bool) -> np.ndarray:
+        """Undo y = x @ W (``last``: m = W.T acts on the last axis) or y = W @ x."""
+        if last:
+            flat = np.asarray(y).reshape(-1, y.shape[-1]).T
+            return self.columns(flat).T.reshape(*y.shape[:-1], self.m.shape[1])
+        return self.columns(y)
+
+    def null(self) -> np.ndarray:
+        """A v with m @ v ~ 0, scaled to max |v| = 1."""
+        if self._null is None:
+            self._null = _null_vector(self.m)
+        return self._null
 
 
 def _null_vector(m: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -65,14 +82,16 @@ def precision(w: np.ndarray):
     return np.float64 if np.asarray(w).dtype == np.float64 else np.float32
 
 
-def rank_verdict(ctx: Ctx, m: np.ndarray, what: str, invert, shift, dtype=np.float32) -> Judgement:
-    """S or K for x -> m @ x (columns of m = input dims); ``shift(ins, v)`` applies a kernel v."""
+def rank_verdict(ctx: Ctx, solver: Solver, what: str, invert, shift, dtype=np.float32) -> Judgement:
+    """S or K for x -> m @ x (m = solver.m, columns = input dims); ``shift(ins, v)`` applies a
+    kernel vector v."""
+    m = solver.m
     rows, cols = m.shape
     if rows < cols:
         return collision(
             ctx,
             f"{what} maps {cols} dims to {rows}",
-            lambda ins, rng: (ins, shift(ins, null_vector(m))),
+            lambda ins, rng: (ins, shift(ins, solver.null())),
             cols - rows,
         )
     if not ctx.weights:
@@ -86,6 +105,7 @@ def rank_verdict(ctx: Ctx, m: np.ndarray, what: str, invert, shift, dtype=np.flo
     }.get(how, f"{smin:.3g}")
     cond = f"smallest singular value {bound}, tolerance {tol:.3g}"
     if spec.full_rank:
+        solver.keep_gram()
         return injective(
             ctx,
             f"{what} has full column rank {cols} ({cond})",
@@ -96,7 +116,7 @@ def rank_verdict(ctx: Ctx, m: np.ndarray, what: str, invert, shift, dtype=np.flo
     return collision(
         ctx,
         f"{what} is rank-deficient ({cond})",
-        lambda ins, rng: (ins, shift(ins, null_vector(m))),
+        lambda ins, rng: (ins, shift(ins, solver.null())),
     )
 
 
@@ -115,15 +135,16 @@ def _matmul(ctx: Ctx) -> Judgement:
     w = ctx.const(1 - slot)
     if w is None or w.ndim != 2:
         return gray(ctx, "matmul with a batched or vector weight", "the weight has full rank")
-    if slot == 0:  # y = x @ W: columns of the map are rows of W
-        m = w.T
-        inv = lambda s, ins, outs: apply_left(m, outs[0], True).astype(outs[0].dtype)  # noqa: E731
-        shift = lambda ins, v: replace(ins, 0, (ins[0] + v.astype(ins[0].dtype)))  # noqa: E731
-    else:  # y = W @ x
-        m = w
-        inv = lambda s, ins, outs: apply_left(m, outs[0], False).astype(outs[0].dtype)  # noqa: E731
-        shift = lambda ins, v: replace(ins, 1, ins[1] + v.astype(ins[1].dtype)[:, None])  # noqa: E731
-    return rank_verdict(ctx, m, f"matmul weight {tuple(w.shape)}", inv, shift, precision(w))
+    solver = Solver(w.T if slot == 0 else w)  # y = x @ W: columns of the map are rows of W
+
+    def inv(s, ins, outs):
+        return solver.apply_left(outs[0], slot == 0).astype(outs[0].dtype)
+
+    def shift(ins, v):
+        v = v if slot == 0 else v[:, None]
+        return replace(ins, slot, ins[slot] + v.astype(ins[slot].dtype))
+
+    return rank_verdict(ctx, solver, f"matmul weight {tuple(w.shape)}", inv, shift, precision(w))
 
 
 @entry("gemm", "2..3", "alpha*A'B' + beta*C: as matmul in the variable factor; C is a translation")
@@ -145,23 +166,25 @@ def _gemm(ctx: Ctx) -> Judgement:
     bias = 0 if c is None else beta * c
     if var == [0]:
         b = ctx.const(1).T if tb else ctx.const(1)
+        solver = Solver(b.T)
 
         def inv(s, ins, outs):
-            a = apply_left(b.T, np.asarray((outs[0] - bias) / alpha, np.float64), True)
+            a = solver.apply_left(np.asarray((outs[0] - bias) / alpha, np.float64), True)
             return (a.T if ta else a).astype(outs[0].dtype)
 
         def shift(ins, v):
             return replace(ins, 0, ins[0] + (v[:, None] if ta else v).astype(ins[0].dtype))
 
-        return rank_verdict(ctx, b.T, f"gemm weight {tuple(b.shape)}", inv, shift, precision(b))
+        return rank_verdict(ctx, solver, f"gemm weight {tuple(b.shape)}", inv, shift, precision(b))
     a = ctx.const(0).T if ta else ctx.const(0)
+    solver = Solver(a)
 
     def inv(s, ins, outs):
-        x = apply_left(a, np.asarray((outs[0] - bias) / alpha, np.float64), False)
+        x = solver.apply_left(np.asarray((outs[0] - bias) / alpha, np.float64), False)
         return (x.T if tb else x).astype(outs[0].dtype)
 
     shift = lambda ins, v: replace(ins, 1, ins[1] + (v if tb else v[:, None]).astype(ins[1].dtype))  # noqa: E731
-    return rank_verdict(ctx, a, f"gemm weight {tuple(a.shape)}", inv, shift, precision(a))
+    return rank_verdict(ctx, solver, f"gemm weight {tuple(a.shape)}", inv, shift, precision(a))
 
 
 def _gemm_c(ins, outs, alpha, beta, ta, tb):
@@ -183,25 +206,6 @@ def operator_matrix(ctx: Ctx, slot: int, limit: int = 1024) -> np.ndarray | None
     shape = concrete(ctx.shape(slot))
     if shape is None or not shape or int(np.prod(shape[1:])) > limit:
         return None
-    consts = [ctx.const(i) for i in range(len(ctx.node.inputs)) if i != slot]
-    node = ctx.node
-    key = ("operator", node.op, _frozen(sorted(node.attrs.items())), tuple(shape), slot)
-    key += tuple(None if c is None else memory(c) for c in consts)
-    # one matrix per operator and weights: the rank check's Gram matrix, its certificate and
-    # the inverse's solves are cached by this matrix, and nodes are judged several times
-    return memo(key, consts, lambda: _materialize(ctx, slot, shape))
-
-
-def _frozen(v):
-    """An attribute value as a hashable key, arrays by their bytes (a repr may elide)."""
-    if isinstance(v, np.ndarray):
-        return v.dtype.str, v.shape, v.tobytes()
-    if isinstance(v, (list, tuple)):
-        return tuple(_frozen(x) for x in v)
-    return v
-
-
-def _materialize(ctx: Ctx, slot: int, shape: tuple) -> np.ndarray:
     n = int(np.prod(shape[1:]))
     ins = [
         ctx.const(i) if i != slot else np.eye(n, dtype=np.float32).reshape((n, *shape[1:]))
@@ -260,6 +264,7 @@ def _conv(ctx: Ctx) -> Judgement:
             cond = f"(maps {n_in} values to {n_out}: not injective, witness needs a smaller input)"
         return gray(ctx, f"{op}: operator too large to materialize or shape unknown", cond)
     shape = concrete(ctx.shape(0))
+    solver = Solver(m)
 
     def inv(s, ins, outs):
         y = np.asarray(outs[0], np.float64).reshape(len(outs[0]), -1)
@@ -267,7 +272,7 @@ def _conv(ctx: Ctx) -> Judgement:
             ctx.const(i) if i else np.zeros((1, *shape[1:]), np.float32) for i in range(len(ins))
         ]
         base = np.asarray(run_node(ctx.graph, ctx.node, zero)[0], np.float64).reshape(1, -1)
-        x = solve_columns(m, (y - base).T).T  # the Gram matrix is the rank check's
+        x = solver.columns((y - base).T).T  # the Gram matrix is the rank check's
         return x.reshape((len(outs[0]), *shape[1:])).astype(outs[0].dtype)
 
     def shift(ins, v):
@@ -284,7 +289,7 @@ def _conv(ctx: Ctx) -> Judgement:
         ctx.const(1) if ctx.present(1) and ctx.const(1) is not None else np.zeros(0, np.float32)
     )
     what = f"{op} operator {m.shape[0]}x{m.shape[1]}"
-    return rank_verdict(ctx, m, what, inv, shift, precision(weight))
+    return rank_verdict(ctx, solver, what, inv, shift, precision(weight))
 
 
 def _window_swap(ctx: Ctx):

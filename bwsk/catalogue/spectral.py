@@ -29,19 +29,23 @@ def _key(kind: str, m: np.ndarray) -> tuple:
     return kind, *memory(m)
 
 
-def memo(key: tuple, keep, make):
-    """``make()`` memoized under ``key``; ``keep`` holds the arrays whose memory the key names."""
+def cached(kind: str, m: np.ndarray, make):
+    """``make(m)`` memoized by the matrix, until ``forget``."""
+    key = _key(kind, m)
     hit = _CACHE.get(key)
     if hit is None:
         if len(_CACHE) > 256:
             _CACHE.clear()
-        hit = _CACHE[key] = (keep, make())
+        hit = _CACHE[key] = (m, make(m))
     return hit[1]
 
 
-def cached(kind: str, m: np.ndarray, make):
-    """``make(m)`` memoized by the matrix (blocks and inverse calls share nodes)."""
-    return memo(_key(kind, m), m, lambda: make(m))
+def forget() -> None:
+    """Ends the sharing: called once per analysis, after its judging pass (residual.upgrade).
+    Weights can be views of a model's parameters that training changes in place, so nothing
+    keyed by memory may carry over to the next analysis; what an inverse or a witness needs
+    later is held by the judgements themselves (linear.Solver)."""
+    _CACHE.clear()
 
 
 def gram(m: np.ndarray) -> np.ndarray:
