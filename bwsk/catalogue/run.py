@@ -215,8 +215,8 @@ def _canonical(proto: onnx.NodeProto) -> onnx.NodeProto:
 def run_node(graph: Graph, node: Node, inputs: list) -> list[np.ndarray]:
     """The node's outputs on ``inputs`` (None for omitted optional inputs)."""
     ready = prepared(node)
-    feeds = {
-        name: np.asarray(x) for name, x in zip(ready.feeds, inputs, strict=False)
+    feeds = {  # C order: onnxruntime takes a strided view (a transposed weight) slowly
+        name: np.asarray(x, order="C") for name, x in zip(ready.feeds, inputs, strict=False)
         if name and x is not None
     }
     opset = opset_of(graph)
