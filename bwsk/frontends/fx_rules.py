@@ -168,16 +168,16 @@ def _sum(b, x, dim, keepdim=False):
 
 @function(F.softmax, torch.softmax, method="softmax")
 def _softmax(b, x, dim, _stacklevel=3, dtype=None):
-    if dim is None or dtype is not None:
-        raise Refused("softmax with an implicit dim or a dtype")
-    return b.call(aten.softmax.int, x, dim)
+    if dim is None:
+        raise Refused("softmax with an implicit dim")
+    return b.call(aten.softmax.int, x, dim, dtype)
 
 
 @function(F.log_softmax)
 def _log_softmax(b, x, dim, _stacklevel=3, dtype=None):
-    if dim is None or dtype is not None:
-        raise Refused("log_softmax with an implicit dim or a dtype")
-    return b.call(aten.log_softmax.int, x, dim)
+    if dim is None:
+        raise Refused("log_softmax with an implicit dim")
+    return b.call(aten.log_softmax.int, x, dim, dtype)
 
 
 @function(F.batch_norm)
@@ -359,21 +359,61 @@ def _sdpa(b, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None
 
 @function(method="__getitem__")
 def _getitem(b, x, index):
-    """Basic slicing (slices and ``...``): one ``aten.slice`` per dimension it narrows, as
-    export records it; ints, None and tensor indices are refused."""
+    """Basic indexing as export records it, left to right: a narrowing slice is
+    ``aten.slice``, an int ``aten.select``, None ``aten.unsqueeze``; tensor indices refused."""
     index = index if isinstance(index, tuple) else (index,)
-    rank = len(b.value(x).shape)
-    if index.count(Ellipsis) > 1 or not all(isinstance(i, slice) or i is Ellipsis
-                                            for i in index):
-        raise Refused("indexing other than basic slicing")
+    consuming = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if index.count(Ellipsis) > 1 or any(
+            isinstance(i, bool) or not (i is None or i is Ellipsis or isinstance(i, (int, slice)))
+            for i in index):
+        raise Refused("indexing other than basic indexing (slices, ints, None, ...)")
     if Ellipsis in index:
         at = index.index(Ellipsis)
-        index = index[:at] + (slice(None),) * (rank - len(index) + 1) + index[at + 1:]
-    for dim, s in enumerate(index):
-        if s.start not in (None, 0) or s.stop is not None or s.step not in (None, 1):
-            x = b.call(aten.slice.Tensor, x, dim, 0 if s.start is None else s.start,
-                       2**63 - 1 if s.stop is None else s.stop, 1 if s.step is None else s.step)
+        rank = len(b.value(x).shape)
+        index = index[:at] + (slice(None),) * (rank - consuming) + index[at + 1:]
+    dim = 0
+    for i in index:
+        if i is None:
+            x = b.call(aten.unsqueeze.default, x, dim)
+        elif isinstance(i, int):
+            x = b.call(aten.select.int, x, dim, i)
+            continue
+        elif i.start not in (None, 0) or i.stop is not None or i.step not in (None, 1):
+            x = b.call(aten.slice.Tensor, x, dim, 0 if i.start is None else i.start,
+                       2**63 - 1 if i.stop is None else i.stop, 1 if i.step is None else i.step)
+        dim += 1
     return x
+
+
+@function(torch.argmax, method="argmax")
+def _argmax(b, x, dim=None, keepdim=False):
+    return b.call(aten.argmax.default, x, dim, keepdim)
+
+
+@function(torch.max, method="max")
+def _max(b, x, dim=None, keepdim=False):
+    if dim is None or _is_tensor(dim):
+        raise Refused("max other than along a dim")
+    return b.call(aten.max.dim, x, dim, keepdim)
+
+
+@function(torch.cumsum, method="cumsum")
+def _cumsum(b, x, dim, *, dtype=None):
+    return b.call(aten.cumsum.default, x, dim, dtype=dtype)
+
+
+@function(F.one_hot)
+def _one_hot(b, x, num_classes=-1):
+    return b.call(aten.one_hot.default, x, num_classes)
+
+
+for _method, _scalar, _tensor in (("le", aten.le.Scalar, aten.le.Tensor),
+                                  ("lt", aten.lt.Scalar, aten.lt.Tensor),
+                                  ("ge", aten.ge.Scalar, aten.ge.Tensor),
+                                  ("gt", aten.gt.Scalar, aten.gt.Tensor),
+                                  ("eq", aten.eq.Scalar, aten.eq.Tensor)):
+    function(getattr(torch, _method), method=_method)(
+        lambda b, x, y, _s=_scalar, _t=_tensor: b.call(_t if _is_tensor(y) else _s, x, y))
 
 
 @function(F.rms_norm)
@@ -390,16 +430,6 @@ def _where(b, condition, x, y):
     return b.call(op, condition, x, y)
 
 
-def _like(op):
-    """A tensor of ``x``'s shape whose values do not depend on ``x``'s (folded later)."""
-    def rule(b, x, *args, dtype=None, **kwargs):
-        if kwargs:
-            raise Refused(f"{op} with {sorted(kwargs)}")
-        return b.call(op, x, *args, dtype=dtype)
-    return rule
-
-
-for _fn, _op in ((torch.ones_like, aten.ones_like.default),
-                 (torch.zeros_like, aten.zeros_like.default),
-                 (torch.full_like, aten.full_like.default)):
-    FUNCTIONS[_fn] = _like(_op)
+# tensors whose values depend only on another tensor's shape: constants at fixed shapes
+SHAPE_ONLY = frozenset({torch.ones_like, torch.zeros_like, torch.full_like})
+SHAPE_ONLY_METHODS = frozenset({"new_ones", "new_zeros", "new_full"})

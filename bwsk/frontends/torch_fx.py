@@ -207,7 +207,8 @@ class _Recorder(TorchFunctionMode):
 
     def _record(self, func, args: tuple, kwargs: dict) -> Any:
         b = self.builder
-        if not any(map(b.is_variable, _tensors((args, kwargs)))):
+        if func in fx_rules.SHAPE_ONLY or _method_name(func) in fx_rules.SHAPE_ONLY_METHODS or (
+                not any(map(b.is_variable, _tensors((args, kwargs))))):
             return self._constant(func, args, kwargs)
         rule = fx_rules.rule_for(func, _method_name(func))
         if rule is None:
@@ -219,14 +220,17 @@ class _Recorder(TorchFunctionMode):
             raise
         except Exception as exc:  # a rule whose arguments do not fit, or a call that fails
             raise Refused(f"{_name(func)}: {_first_line(exc)}") from None
-        if not _same(result, func(*args, **kwargs)):
+        expected = func(*args, **kwargs)
+        if not _same(result, expected):
             raise Refused(f"{_name(func)}: the rewritten call computes a different result")
-        return result
+        # a structseq such as max's (values, indices) keeps its type: code reads .values
+        return type(expected)(result) if hasattr(expected, "n_fields") else result
 
     def _constant(self, func, args: tuple, kwargs: dict) -> Any:
         """A call that reads no input and no parameter (a mask from positions, a dtype
-        check): its result is a constant, computed by the call itself, and any value it
-        returns to Python (``bool(mask.all())``) is the same for every input."""
+        check), or only an input's shape (``ones_like``): its result is a constant, computed
+        by the call itself, and any value it returns to Python (``bool(mask.all())``) is the
+        same for every input."""
         name = _name(func)
         if "out" in kwargs or any(word in name for word in _RANDOM):
             raise Refused(f"{name} writes to out= or draws random numbers")
