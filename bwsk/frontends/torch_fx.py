@@ -10,13 +10,16 @@ real tensors, checked against the original call on the same arguments, and appen
 graph whose nodes carry their values as export's ``meta["val"]`` does. The same walk
 (``Emitter``) then maps both routes onto atoms: one graph, whichever route captured it.
 
-Why the recording is the function (at the example's shapes, as the analysis is): every
-tensor a recorded call reads is a graph input, a parameter or buffer, or the result of an
-earlier recorded call. Anything else raises ``Refused`` with the reason and
-``torch_export.capture`` falls back to torch.export: a call outside the vocabulary, a tensor
-from elsewhere, a value read back into Python (``bool(x)``, ``x.item()``: data-dependent
-control flow), an in-place update. Reading shapes is allowed; the graph is specialised to
-them, as export specialises static shapes.
+Why the recording is the function (at the example's shapes, as the analysis is): a tensor
+is *variable* when it is an input, a parameter, or the result of a recorded call on a
+variable; every other tensor the forward touches (buffers, masks built from positions, a
+``ones_like`` of an input) holds the same values for every input, so calls on constants only
+run as they are and their results become constants, and values they return to Python
+(``bool(mask.all())``) are no input's. A call on a variable needs a rule; anything else raises
+``Refused`` with the reason and ``torch_export.capture`` falls back to torch.export: a call
+outside the vocabulary, a variable read back into Python (``bool(x)``, ``x.item()``:
+data-dependent control flow), an in-place update, random numbers. Reading shapes is
+allowed; the graph is specialised to them, as export specialises static shapes.
 """
 
 from __future__ import annotations
