@@ -227,3 +227,20 @@ def test_equal_rows_beyond_the_hashed_prefix(dtype):
     rows[290] = rows[40]
     assert equal_rows(rows) == (12, 250)
 
+
+
+def test_a_tall_weight_certified_from_a_subset_never_forms_its_whole_gram(monkeypatch):
+    from bwsk.analysis import analyze
+    from bwsk.catalogue import spectral
+
+    w = np.random.default_rng(4).standard_normal((40, 200)).astype(np.float32)
+    g, _ = single("MatMul", consts={"w": w}, shape=(2, 40))  # x @ W: the map is W.T, 200 x 40
+    made = []
+    real = spectral._gram
+    monkeypatch.setattr(spectral, "_gram", lambda m: made.append(m.shape) or real(m))
+    analysis = analyze(g)
+    assert analysis.verdict == "S" and "Cholesky certificate" in analysis.nodes[0].reason
+    assert made and all(rows < 200 for rows, _ in made)
+    x = np.random.default_rng(5).standard_normal((2, 40)).astype(np.float32)
+    back = analysis.inverse(x @ w)  # the inverse forms what it needs itself
+    np.testing.assert_allclose(next(iter(back.values())), x, atol=1e-4)

@@ -10,7 +10,7 @@ from bwsk.catalogue.base import Ctx, Judgement, collision, entry, gray, injectiv
 from bwsk.catalogue.layout import concrete
 from bwsk.catalogue.run import run_node
 from bwsk.catalogue.spectral import _gram as spectral_gram
-from bwsk.catalogue.spectral import gram, spectrum
+from bwsk.catalogue.spectral import known_gram, spectrum
 
 
 class Solver:
@@ -24,8 +24,8 @@ class Solver:
         self._gram = self._inverse = self._null = None
 
     def keep_gram(self) -> None:
-        """Holds the rank check's Gram matrix (from the shared cache) for later solves."""
-        self._gram = gram(self.m)
+        """Holds the rank check's Gram matrix, if it formed one, for later solves."""
+        self._gram = known_gram(self.m)
 
     def columns(self, y_cols: np.ndarray) -> np.ndarray:
         """Least-squares x with m @ x = y for full-column-rank m. A witness lift solves once

@@ -53,6 +53,13 @@ def gram(m: np.ndarray) -> np.ndarray:
     return cached("gram", m, _gram)
 
 
+def known_gram(m: np.ndarray) -> np.ndarray | None:
+    """m's Gram matrix if the shared cache holds it (a rank check certified from a subset of
+    rows never formed it), else None."""
+    hit = _CACHE.get(_key("gram", m))
+    return None if hit is None else hit[1]
+
+
 def _gram(m: np.ndarray) -> np.ndarray:
     """As b @ b.T with b = m.T converted to C order in one pass: the pattern numpy hands to
     BLAS syrk (half the work of a general product); a transposed weight would miss it."""
