@@ -15,7 +15,7 @@ from bwsk.analysis.execute import Runner, StepRunner
 from bwsk.analysis.inverse import Facts, InverseProgram, recover
 from bwsk.analysis.result import Analysis, NodeVerdict
 from bwsk.analysis.witness import Sample, find_witness, replay
-from bwsk.catalogue import Judgement, judge
+from bwsk.catalogue import Judgement, judge_all
 from bwsk.errors import BwskError, UnsupportedModelError
 from bwsk.ir import Graph
 
@@ -161,7 +161,7 @@ def analyze(model: Any, *, weights: bool = True, input_shapes: dict | None = Non
 
 
 def _analyze(graph: Graph, weights: bool) -> Analysis:
-    judgements = [judge(graph, n, weights) for n in graph.nodes]
+    judgements = judge_all(graph, weights)
     residuals = residual.upgrade(graph, judgements, weights)
     judgements = Facts(judgements)  # final from here on: their codes are made once
     try:

@@ -3,6 +3,7 @@ through the invertible prefix, then checked by running the real model."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,10 +38,15 @@ class Sample:
         self._drawn: tuple[dict, np.random.Generator] | None = None
 
     def __call__(self) -> tuple[dict, np.random.Generator]:
-        if self._drawn is None:
-            rng = np.random.default_rng(self.seed)
+        if self._drawn is None:  # default_rng(seed) without hashing the seed every time
+            rng = np.random.Generator(np.random.PCG64(_seed_sequence(self.seed)))
             self._drawn = (random_inputs(self.graph, rng), rng)
         return self._drawn
+
+
+@functools.lru_cache(maxsize=8)
+def _seed_sequence(seed: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence(seed)  # generate_state leaves it as it was: shareable
 
 
 _CANNOT_RUN = (

@@ -32,6 +32,7 @@ __all__ = [
     "Entry",
     "Judgement",
     "judge",
+    "judge_all",
     "lookup",
     "run_node",
 ]
@@ -43,6 +44,17 @@ def lookup(atom: str) -> Entry | None:
 
 def judge(graph: Graph, node: Node, weights: bool = True) -> Judgement:
     """The node's verdict on its variable inputs jointly; never raises for an unknown op."""
+    with np.errstate(all="ignore"):
+        return _judge(graph, node, weights)
+
+
+def judge_all(graph: Graph, weights: bool = True) -> list[Judgement]:
+    """Every node's judgement, under one errstate (entering it costs as much as a cheap rule)."""
+    with np.errstate(all="ignore"):
+        return [_judge(graph, node, weights) for node in graph.nodes]
+
+
+def _judge(graph: Graph, node: Node, weights: bool) -> Judgement:
     ctx = Ctx(graph, node, weights)
     entry = CATALOGUE.get(node.op)
     if entry is None:
@@ -53,8 +65,7 @@ def judge(graph: Graph, node: Node, weights: bool = True) -> Judgement:
     if not ctx.var_slots:
         return injective(ctx, "no variable input", None)
     try:
-        with np.errstate(all="ignore"):
-            return entry.rule(ctx)
+        return entry.rule(ctx)
     except (BwskError, ValueError, TypeError, IndexError, KeyError, ArithmeticError) as exc:
         return gray(
             ctx,
