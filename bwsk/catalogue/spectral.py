@@ -19,14 +19,11 @@ _EPS = float(np.finfo(np.float64).eps)
 NORM_MARGIN = 1e-6  # relative margin on a spectral norm bound (covers eigvalsh's rounding)
 
 
-def memory(m: np.ndarray) -> tuple:
-    """The matrix ``m`` as memory, layout and type: two views of one buffer with the same
-    shape and strides are the same matrix (kept alive in the cache, so no address reuse)."""
-    return m.__array_interface__["data"][0], m.shape, m.strides, m.dtype.str
-
-
 def _key(kind: str, m: np.ndarray) -> tuple:
-    return kind, *memory(m)
+    """``kind`` of the matrix ``m`` as memory, layout and type: two views of one buffer with
+    the same shape and strides are the same matrix (kept alive in the cache: no address
+    reuse; emptied by ``forget``: no in-place change carried over)."""
+    return kind, m.__array_interface__["data"][0], m.shape, m.strides, m.dtype.str
 
 
 def cached(kind: str, m: np.ndarray, make):
