@@ -348,8 +348,7 @@ class _Builder:
         args, kwargs = _normalize(target, args, kwargs)
         real_args, real_kwargs = fx.node.map_aggregate((args, kwargs), self.value)
         result = target(*real_args, **real_kwargs)
-        node = self.graph.call_function(target, tuple(args), kwargs,
-                                        name=target.overloadpacket.__name__)
+        node = self._call_node(target, tuple(args), kwargs, target.overloadpacket.__name__)
         if self.stack:
             node.meta["nn_module_stack"] = dict(self.stack)
         if isinstance(result, (tuple, list)):
@@ -358,8 +357,16 @@ class _Builder:
         return self._record(node, result)
 
     def _item(self, parent: fx.Node, index: int, value: Any) -> fx.Node:
-        node = self.graph.call_function(operator.getitem, (parent, index), name="getitem")
+        node = self._call_node(operator.getitem, (parent, index), {}, "getitem")
         return self._record(node, value)
+
+    def _call_node(self, target: Any, args: tuple, kwargs: dict, name: str) -> fx.Node:
+        """``graph.call_function``, arguments set afterwards: torch 2.13's create_node walks
+        them with pytree looking for symbolic ints, which a recording (concrete values only)
+        never has; the walk was most of a node's cost."""
+        node = self.graph.call_function(target, name=name)
+        node.args, node.kwargs = args, kwargs
+        return node
 
     def _record(self, node: fx.Node, value: Any) -> fx.Node:
         node.meta["val"] = value
