@@ -8,6 +8,7 @@ inputs, as the ONNX exporter emits them. Ops with no meaning for a trained model
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ SIMPLE = {
 }
 
 
+@functools.cache
 def aten_name(target: Any) -> str:
     """'aten.add.Tensor' -> 'add' (the overload packet's short name)."""
     packet = getattr(target, "overloadpacket", None)

@@ -11,6 +11,7 @@ Activations written out op by op (GPT-2's tanh GELU) are fused into their atom (
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Any
 
@@ -55,6 +56,7 @@ def term_of(module: torch.nn.Module, example_inputs: Any = None):
     return lower(graph_of(module, example_inputs))
 
 
+@functools.cache
 def _np_dtype(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
@@ -67,6 +69,16 @@ def _onnx_dtype(dtype: torch.dtype) -> int:
     if np_dtype is None:
         return onnx.TensorProto.BFLOAT16
     return onnx.helper.np_dtype_to_tensor_dtype(np_dtype)
+
+
+@functools.cache
+def _numpy_dtype_name(dtype: np.dtype) -> str:
+    return dtype.name
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    """``array.dtype.name``, looked up once per dtype (numpy computes it in Python)."""
+    return _numpy_dtype_name(array.dtype)
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -83,6 +95,7 @@ class Emitter:
     def __init__(self, exported, fqn_of: dict[str, str], fold_parameters: bool = True):
         self.ep = exported
         self.fqn_of = fqn_of  # placeholder name -> parameter/buffer FQN
+        self._fqns = set(fqn_of.values())
         trained = {fqn for fqn in exported.graph_signature.parameters
                    if exported.state_dict[fqn].requires_grad}
         self.unfolded = set() if fold_parameters else {  # placeholders that must not fold
@@ -198,7 +211,7 @@ class Emitter:
             name = self.const_name.setdefault(x.name, x.name)
             if name not in self.values:
                 array = _to_numpy(torch.as_tensor(self.consts[x.name]))
-                self.values[name] = Value(name, tuple(array.shape), array.dtype.name, array)
+                self.values[name] = Value(name, tuple(array.shape), _dtype_name(array), array)
             return name
         return x.name
 
@@ -238,7 +251,7 @@ class Emitter:
             t_name = f"{name}.T"
             if t_name not in self.values:
                 array = value.const.T  # a view
-                self.values[t_name] = Value(t_name, tuple(array.shape), array.dtype.name, array)
+                self.values[t_name] = Value(t_name, tuple(array.shape), _dtype_name(array), array)
             return t_name
         shape = tuple(reversed(value.shape)) if value.shape else None
         return self.node("transpose", [name], {"perm": [1, 0]}, out=f"{name}.T", like=w,
@@ -248,10 +261,10 @@ class Emitter:
         array = np.asarray(data, dtype=dtype)
         self._counter += 1
         name = f"c{self._counter}"
-        while name in self.values or name in self.fqn_of.values():  # a parameter named c3
+        while name in self.values or name in self._fqns:  # a parameter named c3
             self._counter += 1
             name = f"c{self._counter}"
-        self.values[name] = Value(name, tuple(array.shape), array.dtype.name, array)
+        self.values[name] = Value(name, tuple(array.shape), _dtype_name(array), array)
         return name
 
     def shape_of_value(self, value: Any) -> tuple[Dim, ...]:
