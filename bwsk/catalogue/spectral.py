@@ -58,8 +58,11 @@ def known_gram(m: np.ndarray) -> np.ndarray | None:
 
 
 def _gram(m: np.ndarray) -> np.ndarray:
-    """As b @ b.T with b = m.T converted to C order in one pass: the pattern numpy hands to
-    BLAS syrk (half the work of a general product); a transposed weight would miss it."""
+    """m.T @ m with the float64 copy made in m's own memory order (a plain cast, no gather),
+    in the a.T @ a or b @ b.T pattern numpy hands to BLAS syrk (half a general product)."""
+    if m.flags.c_contiguous:
+        a = m.astype(np.float64)
+        return a.T @ a
     b = np.asarray(m.T, np.float64, order="C")
     return b @ b.T
 
