@@ -132,3 +132,19 @@ def test_norm_floor_is_below_the_norm_and_reads_no_gram_of_a_large_weight(monkey
         assert floor == pytest.approx(exact, rel=2e-6) and floor >= exact
     else:
         assert 0.8 * exact < floor <= exact
+
+
+def test_a_weight_changed_in_place_between_analyses_is_read_afresh():
+    """Each analysis is a session: its copies and spectra are gone when it ends, so a weight
+    trained in place (a view of a parameter) is judged and run on its new values."""
+    from bwsk.catalogue.run import _c_order
+
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)
+    with spectral.session():
+        first = _c_order(w.T)
+        assert _c_order(w.T) is first  # one copy per analysis
+    w *= 2
+    assert not spectral._CACHE
+    with spectral.session():
+        np.testing.assert_array_equal(_c_order(w.T), np.ascontiguousarray(w.T))
+    assert _c_order(w.T) is not _c_order(w.T)  # outside an analysis nothing is kept

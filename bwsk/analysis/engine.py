@@ -15,7 +15,7 @@ from bwsk.analysis.execute import Runner, StepRunner
 from bwsk.analysis.inverse import Facts, InverseProgram, recover
 from bwsk.analysis.result import Analysis, NodeVerdict
 from bwsk.analysis.witness import Sample, find_witness, replay
-from bwsk.catalogue import Judgement, judge_all
+from bwsk.catalogue import Judgement, judge_all, spectral
 from bwsk.errors import BwskError, UnsupportedModelError
 from bwsk.ir import Graph
 
@@ -156,7 +156,7 @@ def _no_cycle_collection():
 def analyze(model: Any, *, weights: bool = True, input_shapes: dict | None = None) -> Analysis:
     """Prove where ``model`` (anything bwsk.load accepts, or a Graph) is injective."""
     graph = load(model, input_shapes)
-    with _one_blas_thread(), _no_cycle_collection():
+    with _one_blas_thread(), _no_cycle_collection(), spectral.session():
         return _analyze(graph, weights)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from bwsk.catalogue import ALONE, Judgement, run_node
-from bwsk.catalogue.spectral import forget, norm_bound, norm_floor
+from bwsk.catalogue.spectral import norm_bound, norm_floor
 from bwsk.ir import Graph, Node
 
 # Global Lipschitz constants of 1-Lipschitz-or-better elementwise and routing ops.
@@ -207,7 +207,6 @@ def upgrade(graph: Graph, judgements: list[Judgement], weights: bool) -> dict[in
             j.conditions.append(f"residual branch is a contraction: Lip(f) <= {bound:.3g} < 1")
             j.invert = _fixed_point(graph, x, r, members, j.invert)
             break
-    forget()  # the judging pass ends here: no weight's spectra may outlive this analysis
     return found
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from bwsk.catalogue import spectral
 from bwsk.errors import UnsupportedModelError
 from bwsk.ir import Graph, Node, atom_of_onnx
 
@@ -212,13 +213,22 @@ def _canonical(proto: onnx.NodeProto) -> onnx.NodeProto:
     return proto
 
 
+def _c_order(x) -> np.ndarray:
+    """``x`` in C order: onnxruntime takes a strided view (a transposed weight) at twice the
+    cost of the run. Within an analysis the copy of a weight is made once."""
+    x = np.asarray(x)
+    if x.flags.c_contiguous:
+        return x
+    if spectral.in_session():
+        return spectral.cached("c order", x, np.ascontiguousarray)
+    return np.ascontiguousarray(x)
+
+
 def run_node(graph: Graph, node: Node, inputs: list) -> list[np.ndarray]:
     """The node's outputs on ``inputs`` (None for omitted optional inputs)."""
     ready = prepared(node)
-    feeds = {  # C order: onnxruntime takes a strided view (a transposed weight) slowly
-        name: np.asarray(x, order="C") for name, x in zip(ready.feeds, inputs, strict=False)
-        if name and x is not None
-    }
+    feeds = {name: _c_order(x) for name, x in zip(ready.feeds, inputs, strict=False)
+             if name and x is not None}
     opset = opset_of(graph)
     if ready.ort:
         outs = _run_ort(ready, opset, feeds)

@@ -10,11 +10,13 @@ eigenvalues (eigvalsh, the expensive path) are computed only when a certificate 
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
 
 _CACHE: dict[tuple, tuple[np.ndarray, object]] = {}
+_SESSIONS = 0
 _EPS = float(np.finfo(np.float64).eps)
 NORM_MARGIN = 1e-6  # relative margin on a spectral norm bound (covers eigvalsh's rounding)
 
@@ -37,11 +39,29 @@ def cached(kind: str, m: np.ndarray, make):
     return hit[1]
 
 
+@contextlib.contextmanager
+def session():
+    """One analysis: shared from a clean cache, forgotten at its end (weights can be views of
+    a model's parameters that training changes in place between analyses)."""
+    global _SESSIONS
+    forget()
+    _SESSIONS += 1
+    try:
+        yield
+    finally:
+        _SESSIONS -= 1
+        forget()
+
+
+def in_session() -> bool:
+    return _SESSIONS > 0
+
+
 def forget() -> None:
-    """Ends the sharing: called once per analysis, after its judging pass (residual.upgrade).
-    Weights can be views of a model's parameters that training changes in place, so nothing
-    keyed by memory may carry over to the next analysis; what an inverse or a witness needs
-    later is held by the judgements themselves (linear.Solver)."""
+    """Ends the sharing (at both ends of each analysis's ``session``). Weights can be views
+    of a model's parameters that training changes in place, so nothing keyed by memory may
+    carry over to the next analysis; what an inverse or a witness needs later is held by
+    the judgements themselves (linear.Solver)."""
     _CACHE.clear()
 
 
