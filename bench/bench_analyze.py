@@ -64,7 +64,7 @@ def _graph_of(model, inputs):
     return graph_of(model, inputs)
 
 
-def _export(name: str, **sizes):
+def _capture(name: str, **sizes):
     model, inputs = _build(name, **sizes)
     graph, seconds = timed(_graph_of, model, inputs)
     return model, inputs, graph, seconds
@@ -76,13 +76,13 @@ def _pct(counts: Counter | dict, key: str) -> str:
 
 
 def bench_gpt2_small() -> None:
-    _, _, graph, export_s = _export("gpt2")
+    _, _, graph, capture_s = _capture("gpt2")
     fast, fast_s = _analyze(graph, weights=False)
     full, full_s = _analyze(graph, weights=True)
     table = Table(title=f"GPT-2 small end to end ({len(graph.nodes)} ops)", title_justify="left")
     for col in ("step", "seconds", "target", "verdict"):
         table.add_column(col)
-    table.add_row("torch.export → graph (excluded)", f"{export_s:.2f}", "", "")
+    table.add_row("capture → graph (excluded)", f"{capture_s:.2f}", "", "")
     table.add_row("analyze, weights skipped", f"{fast_s:.2f}", "≤ 3 s", fast.verdict)
     table.add_row("analyze, weight checks", f"{full_s:.2f}", "≤ 15 s", full.verdict)
     console.print(table)
@@ -110,14 +110,14 @@ def bench_depth(quick: bool) -> None:
     depths = (4, 32) if quick else (12, 96)
     table = Table(title="synthetic transformer depth scaling (GPT-2 blocks, d_model 64; "
                   "median of 7 warm analyses, wall / CPU seconds)", title_justify="left")
-    for col in ("layers", "ops", "export s", "analyze (no weights)", "analyze (weights)"):
+    for col in ("layers", "ops", "capture s", "analyze (no weights)", "analyze (weights)"):
         table.add_column(col, justify="right")
     times = []
     for layers in depths:
-        _, _, graph, export_s = _export("gpt2", layers=layers, **sizes)
+        _, _, graph, capture_s = _capture("gpt2", layers=layers, **sizes)
         fast, full = (_steady(graph, weights) for weights in (False, True))
         times.append((*fast, *full))
-        table.add_row(str(layers), str(len(graph.nodes)), f"{export_s:.2f}",
+        table.add_row(str(layers), str(len(graph.nodes)), f"{capture_s:.2f}",
                       f"{fast[0]:.3f} / {fast[1]:.3f}", f"{full[0]:.3f} / {full[1]:.3f}")
     console.print(table)
     r = [big / small if small else float("inf") for small, big in zip(*times, strict=True)]
@@ -264,7 +264,7 @@ def bench_seed(name: str, quick: bool) -> list[str]:
     returns the printed differences."""
     sizes = {"layers": 2} if quick else {}
     (model, inputs), build_s = timed(_build, name, **sizes)
-    graph, export_s = timed(_graph_of, model, inputs)
+    graph, capture_s = timed(_graph_of, model, inputs)
     baseline = classify(model)
     fast, fast_s = _analyze(graph, weights=False)
     analysis, full_s = _analyze(graph, weights=True)
@@ -291,8 +291,8 @@ def bench_seed(name: str, quick: bool) -> list[str]:
     table.add_row(f"bwsk leaf-module census ({unused} not called on the input)",
                   str(sum(census.values())), *(_pct(census, k) for k in KEYS), f"{census_s:.2f}",
                   _census_reason(lines))
-    table.add_row("torch.export → graph (excluded from bwsk rows)", "", "", "", "",
-                  f"{export_s:.2f}", "capture time, no ratios (torch.fx cannot trace it)")
+    table.add_row("capture → graph (excluded from bwsk rows)", "", "", "", "",
+                  f"{capture_s:.2f}", "recorded forward pass, no ratios")
     table.add_row("building the model (random init, transformers)", "", "", "", "",
                   f"{build_s:.2f}", "set-up time, no ratios")
     console.print(table)
@@ -310,11 +310,12 @@ def _ms(seconds: Any) -> str:
 
 def bench_timing(quick: bool) -> None:
     """Time per model beside the published classifier (a lookup per leaf module, via
-    named_modules or a torch.fx trace). Milliseconds, best of 9 warm runs (GPT-2: one)."""
+    named_modules or a torch.fx trace). Milliseconds, best of 25 warm runs (GPT-2: one): on a
+    shared machine the minimum is the run the neighbours disturbed least."""
     models = dict(twins())
     model, inputs = _build("gpt2", layers=2 if quick else None)
     models["gpt2" + (" (2 layers)" if quick else "")] = (model, inputs)
-    table = Table(title="time per model (ms, best of 9 warm runs; GPT-2 one run): the "
+    table = Table(title="time per model (ms, best of 25 warm runs; GPT-2 one run): the "
                   "published lookup beside bwsk",
                   title_justify="left")
     for col in ("model", "ops", "lookup", "fx trace+lookup", "bwsk capture", "export",
@@ -322,7 +323,7 @@ def bench_timing(quick: bool) -> None:
         table.add_column(col, justify="left" if col == "model" else "right")
     notes = []
     for name, (model, inputs) in models.items():
-        row = time_model(model, inputs, repeats=1 if name.startswith("gpt2") else 9)
+        row = time_model(model, inputs, repeats=1 if name.startswith("gpt2") else 25)
         fx = row["fx lookup"]
         ours = row["capture"] + row["walk"] + row["analyze"]
         table.add_row(name, str(row["nodes"]), _ms(row["lookup"]), _ms(fx),
