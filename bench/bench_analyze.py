@@ -2,8 +2,8 @@
 
 Prints tables and asserts nothing about time (targets are shown beside the measurements):
 
-1. GPT-2 small end to end through the zoo and the torch frontend; export is timed apart
-   and excluded; analysis with weights skipped (target ≤ 3 s) and with weight checks (≤ 15 s).
+1. GPT-2 small end to end through the zoo and the torch frontend; the capture is timed
+   apart and excluded; analysis with weights skipped (target ≤ 3 s) and with weight checks (≤ 15 s).
 2. A synthetic 12-layer vs 96-layer transformer: analysis time ratio (target ≤ 9×).
 3. Per seed: the published lookup-table classifier (bench/bwsk_classifier_baseline.py)
    beside bwsk, time per model; per-op S/K/gray ratios beside the model cards' (DESIGN.md
@@ -12,8 +12,7 @@ Prints tables and asserts nothing about time (targets are shown beside the measu
    each difference.
 4. Time per model beside the published classifier's two routes (named_modules lookup, and a
    torch.fx trace + lookup), on nn.Module twins of examples/ that fx can trace and on GPT-2:
-   bwsk's capture (torch.fx where it traces the model, else torch.export), graph walk and
-   analysis.
+   bwsk's capture (one recorded forward pass, else torch.export), graph walk and analysis.
 
 ``python bench/bench_analyze.py [--quick] [--models gpt2,...] [--skip gpt2,depth,timing,seeds]``
 """
@@ -128,7 +127,7 @@ def bench_depth(quick: bool) -> None:
 
 def _called_leaves(model, inputs) -> set[str]:
     """Names of the leaf modules one forward pass calls, run as it was captured (Switch's
-    experts densely, as in its export route: every expert is part of the function)."""
+    experts densely, as both capture routes run them: every expert is part of the function)."""
     import torch
 
     from bwsk.frontends.torch_export import export_routes
@@ -182,7 +181,7 @@ def leaf_census(model, inputs, graph) -> tuple[Counter, dict[str, Counter], dict
             continue
         sub = scope_subgraph(graph, name)
         if sub is None:
-            verdict, reason = "S", "no ops after export: the identity in eval mode"
+            verdict, reason = "S", "no ops in the captured graph: the identity in eval mode"
         else:
             key = (type(module).__name__, tuple(n.op for n in sub.nodes),
                    tuple(str(sub.values[x].shape) for x in sub.inputs))
