@@ -315,3 +315,46 @@ def test_switch_is_recorded_and_computes_what_the_module_computes():
         expected = model(**inputs).logits.numpy()
     np.testing.assert_allclose(_run(recorded, inputs), expected, rtol=1e-4, atol=1e-5)
     assert analyze(recorded, weights=False).verdict == analyze(exported, weights=False).verdict
+
+
+class Hidden(nn.Module):
+    """Work the recording cannot see (torch function handling switched off): the result might
+    depend on the input, so it is no constant."""
+
+    def forward(self, x):
+        with torch._C.DisableTorchFunction():
+            h = x * 2
+        return torch.tanh(h)
+
+
+def test_a_tensor_computed_outside_the_recording_is_refused():
+    with pytest.raises(Refused, match="outside the recording"):
+        capture_fx(Hidden(), (torch.randn(3, 4),), {})
+
+
+class Rewritten(nn.Module):
+    """A constant updated in place between two reads: each read sees its value then."""
+
+    def forward(self, x):
+        shift = torch.ones(4)
+        a = x + shift
+        shift.mul_(3)
+        return a * shift
+
+
+class BufferUpdate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls.add_(1)
+        return torch.tanh(x)
+
+
+def test_a_constant_updated_in_place_is_read_afresh():
+    model, x = Rewritten(), torch.randn(3, 4)
+    graph = graph_of(model, (x,), how="fx")
+    np.testing.assert_allclose(_run(graph, {"x": x}), ((x + 1) * 3).numpy(), rtol=1e-6)
+    with pytest.raises(Refused, match="updates a buffer in place"):  # before it runs
+        capture_fx(BufferUpdate(), (x,), {})

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,8 +211,11 @@ class _Recorder(TorchFunctionMode):
 
     def _record(self, func, args: tuple, kwargs: dict) -> Any:
         b = self.builder
+        tensors = _tensors((args, kwargs))
+        if not all(map(b.is_known, tensors)):
+            raise Refused(f"{_name(func)} reads a tensor computed outside the recording")
         if func in fx_rules.SHAPE_ONLY or _method_name(func) in fx_rules.SHAPE_ONLY_METHODS or (
-                not any(map(b.is_variable, _tensors((args, kwargs))))):
+                not any(map(b.is_variable, tensors))):
             return self._constant(func, args, kwargs)
         rule = fx_rules.rule_for(func, _method_name(func))
         if rule is None:
@@ -237,10 +241,14 @@ class _Recorder(TorchFunctionMode):
         name = _name(func)
         if "out" in kwargs or any(word in name for word in _RANDOM):
             raise Refused(f"{name} writes to out= or draws random numbers")
+        in_place = _method_name(func) and name.endswith("_") and not name.endswith("__")
+        if in_place and any(map(self.builder.is_state, _tensors((args, kwargs)))):
+            raise Refused(f"{name} updates a buffer in place")  # export functionalizes it
         result = func(*args, **kwargs)
-        if _method_name(func) and name.endswith("_") and not name.endswith("__"):
+        if in_place:
             for t in _tensors((args, kwargs)):  # updated in place: lifted anew when read
                 self.builder.forget(t)
+        self.builder.constants(_tensors(result))
         return result
 
 
@@ -271,6 +279,8 @@ class _Builder:
         self.params: list[str] = []
         self.paths: dict[int, str] = {}  # id of a submodule -> its path
         self._state_by_id: dict[int, tuple[str, bool]] = {}  # parameters and buffers
+        self._constant_name: dict[int, str] = {}  # other constants: attributes, results
+        self._lifted = itertools.count()
         for path, sub in module.named_modules(remove_duplicate=False):
             if path:
                 self.paths.setdefault(id(sub), path)
@@ -280,10 +290,13 @@ class _Builder:
                 for name, t in tensors.items():
                     if t is not None:
                         self._state_by_id[id(t)] = (prefix + name, is_param)
+            for name, t in vars(sub).items():  # a plain tensor attribute: export's constant
+                if isinstance(t, torch.Tensor) and id(t) not in self._state_by_id:
+                    self._constant_name[id(t)] = prefix + name
         self._node_by_id: dict[int, fx.Node] = {}  # recorded values are kept alive in meta
         self._variable: set[int] = set()  # ids of inputs and recorded results
         self.consts: dict[str, torch.Tensor] = {}  # lifted constants, export's ``constants``
-        self._alive: list[torch.Tensor] = []
+        self._alive: list[torch.Tensor] = []  # constants' ids stay theirs while recording
         self.stack: dict[str, tuple[str, type]] = {}  # nn_module_stack of the call in hand
 
     def program(self) -> FxProgram:
@@ -312,9 +325,28 @@ class _Builder:
         entry = self._state_by_id.get(id(t))
         return id(t) in self._variable or (entry is not None and entry[1])
 
+    def is_known(self, t: torch.Tensor) -> bool:
+        """Recorded or constant: a tensor computed where the recording cannot see (inside
+        ``torch._C.DisableTorchFunction``) might depend on an input, so it is refused."""
+        return id(t) in self._variable or id(t) in self._state_by_id or (
+            id(t) in self._constant_name)
+
+    def is_state(self, t: torch.Tensor) -> bool:
+        return id(t) in self._state_by_id
+
+    def constants(self, tensors: list[torch.Tensor]) -> None:
+        """Results of calls on constants only: constants themselves."""
+        for t in tensors:
+            if id(t) not in self._constant_name:
+                self._constant_name[id(t)] = f"lifted_tensor_{next(self._lifted)}"
+                self._alive.append(t)
+
     def forget(self, t: torch.Tensor) -> None:
+        """A constant updated in place: read afresh, as a new constant, from now on."""
         self._node_by_id.pop(id(t), None)
         self._state_by_id.pop(id(t), None)
+        self._constant_name.pop(id(t), None)
+        self.constants([t])
 
     def node_of(self, t: torch.Tensor) -> fx.Node:
         """The node whose value ``t`` is: an input or recorded result, a parameter or buffer
@@ -322,15 +354,15 @@ class _Builder:
         node = self._node_by_id.get(id(t))
         if node is not None:
             return node
-        fqn, is_param = self._state_by_id.get(id(t)) or (f"lifted_tensor_{len(self.consts)}",
-                                                         None)
+        if not self.is_known(t):
+            raise Refused("a tensor computed outside the recording")
+        fqn, is_param = self._state_by_id.get(id(t)) or (self._constant_name[id(t)], None)
         prefix = {True: "p_", False: "b_", None: "c_"}[is_param]
         with self.graph.inserting_before(next(iter(self.graph.nodes), None)):
             node = self.graph.placeholder(prefix + fqn.replace(".", "_"))
         self.fqn_of[node.name] = fqn
         self._node_by_id[id(t)] = node
         if is_param is None:  # a snapshot: the forward may update the tensor in place later
-            self._alive.append(t)  # its id stays its own while the recording lasts
             t = self.consts[fqn] = t.detach().clone()
         else:
             self.state[fqn] = t
