@@ -324,7 +324,7 @@ def bench_timing(quick: bool) -> None:
     for name, (model, inputs) in models.items():
         row = time_model(model, inputs, repeats=1 if name.startswith("gpt2") else 25)
         fx = row["fx lookup"]
-        ours = row["capture"] + row["walk"] + row["analyze"]
+        ours = row.get("bwsk", row["capture"] + row["walk"] + row["analyze"])
         table.add_row(name, str(row["nodes"]), _ms(row["lookup"]), _ms(fx),
                       f"{_ms(row['capture'])} ({row['route']})",
                       _ms(row.get("export capture")),
@@ -340,7 +340,8 @@ def bench_timing(quick: bool) -> None:
 
 TIMING_NOTES = [
     "bwsk/fx compares capture + walk + analysis with weights skipped (the table reads no "
-    "weights either) against the published route's symbolic trace + lookup; 'export' is "
+    "weights either) against the published route's symbolic trace + lookup, the two taking "
+    "turns run by run (best of each); 'export' is "
     "torch.export on the same model, the capture bwsk falls back to where it cannot record.",
     "bwsk's capture (fx) records one forward pass: every torch call rewritten into its ATen "
     "call, run, and checked against the original call on the same arguments.",

@@ -25,6 +25,7 @@ allowed; the graph is specialised to them, as export specialises static shapes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import itertools
 import operator
@@ -409,23 +410,34 @@ class _Builder:
 
 
 def _normalize(target, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-    schema = target._schema.arguments
-    positional = [a for a in schema if not a.kwarg_only]
-    merged = list(args) + [kwargs.pop(a.name) for a in positional[len(args):]
-                           if a.name in kwargs]
-    if len(merged) > len(positional) or any(k not in {a.name for a in schema} for k in kwargs):
+    positional, keyword_only, names = _schema(target)
+    merged = list(args) + [kwargs.pop(name) for name, *_ in positional[len(args):]
+                           if name in kwargs]
+    if len(merged) > len(positional) or any(k not in names for k in kwargs):
         raise Refused(f"arguments of {target}")
     while merged and _is_default(positional[len(merged) - 1], merged[-1]):
         merged.pop()
-    keyword = {a.name: kwargs[a.name] for a in schema
-               if a.kwarg_only and a.name in kwargs and not _is_default(a, kwargs[a.name])}
+    keyword = {arg[0]: kwargs[arg[0]] for arg in keyword_only
+               if arg[0] in kwargs and not _is_default(arg, kwargs[arg[0]])}
     return tuple(merged), keyword
 
 
-def _is_default(arg, value: Any) -> bool:
-    if isinstance(value, fx.Node) or not arg.has_default_value():
+@functools.cache
+def _schema(target) -> tuple[tuple, tuple, frozenset]:
+    """(positional, keyword-only) arguments as (name, has default, default), and all names:
+    read from the op's schema once (each read builds new objects)."""
+    arguments = target._schema.arguments
+    described = [(a.name, a.has_default_value(),
+                  a.default_value if a.has_default_value() else None) for a in arguments]
+    positional = tuple(d for d, a in zip(described, arguments, strict=True) if not a.kwarg_only)
+    keyword_only = tuple(d for d, a in zip(described, arguments, strict=True) if a.kwarg_only)
+    return positional, keyword_only, frozenset(a.name for a in arguments)
+
+
+def _is_default(arg: tuple, value: Any) -> bool:
+    _, has_default, default = arg
+    if isinstance(value, fx.Node) or not has_default:
         return False
-    default = arg.default_value
     if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
         return list(value) == list(default)
     return (type(value) is type(default) and value == default) or (value is None and
