@@ -87,37 +87,45 @@ def bench_gpt2_small() -> None:
     console.print(table)
 
 
-def _steady(graph, weights: bool, repeats: int = 7) -> tuple[float, float]:
-    """(wall, CPU) medians of ``repeats`` analyses after one untimed warm-up: per-process
-    start-up costs (imports, first onnxruntime sessions) otherwise land on whichever depth runs
-    first. The analysis runs on one thread, so its CPU time is its wall time on an idle machine
-    and, unlike wall time, does not swell with the load of a shared one."""
+def _steady(graphs: list, repeats: int = 7) -> list[tuple[float, float, float, float]]:
+    """Per graph, (wall, CPU) medians of ``repeats`` analyses without and with weights, after
+    one untimed warm-up each (per-process start-up costs otherwise land on whichever depth
+    runs first). The graphs take turns run by run, so a slow spell of a shared machine falls
+    on every depth alike; the analysis runs on one thread, so CPU time does not swell with
+    the load the way wall time does."""
     from bwsk.analysis import analyze
 
-    analyze(graph, weights=weights)
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
+    cases = [(g, w) for g in graphs for w in (False, True)]
+    for graph, weights in cases:
         analyze(graph, weights=weights)
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
-    return statistics.median(wall), statistics.median(cpu)
+    wall, cpu = ([[] for _ in cases] for _ in range(2))
+    for _ in range(repeats):
+        for k, (graph, weights) in enumerate(cases):
+            w, c = time.perf_counter(), time.process_time()
+            analyze(graph, weights=weights)
+            wall[k].append(time.perf_counter() - w)
+            cpu[k].append(time.process_time() - c)
+    medians = [(statistics.median(wa), statistics.median(cp)) for wa, cp in zip(wall, cpu,
+                                                                               strict=True)]
+    return [(*medians[2 * i], *medians[2 * i + 1]) for i in range(len(graphs))]
 
 
 def bench_depth(quick: bool) -> None:
     sizes = {"d_model": 64, "heads": 4, "vocab": 256}
     depths = (4, 32) if quick else (12, 96)
     table = Table(title="synthetic transformer depth scaling (GPT-2 blocks, d_model 64; "
-                  "median of 7 warm analyses, wall / CPU seconds)", title_justify="left")
+                  "median of 7 warm analyses taking turns, wall / CPU seconds)",
+                  title_justify="left")
     for col in ("layers", "ops", "capture s", "analyze (no weights)", "analyze (weights)"):
         table.add_column(col, justify="right")
-    times = []
+    graphs = []
     for layers in depths:
         _, _, graph, capture_s = _capture("gpt2", layers=layers, **sizes)
-        fast, full = (_steady(graph, weights) for weights in (False, True))
-        times.append((*fast, *full))
+        graphs.append((graph, capture_s))
+    times = _steady([g for g, _ in graphs])
+    for layers, (graph, capture_s), t in zip(depths, graphs, times, strict=True):
         table.add_row(str(layers), str(len(graph.nodes)), f"{capture_s:.2f}",
-                      f"{fast[0]:.3f} / {fast[1]:.3f}", f"{full[0]:.3f} / {full[1]:.3f}")
+                      f"{t[0]:.3f} / {t[1]:.3f}", f"{t[2]:.3f} / {t[3]:.3f}")
     console.print(table)
     r = [big / small if small else float("inf") for small, big in zip(*times, strict=True)]
     console.print(f"{depths[1]}/{depths[0]} layers: analysis time ratio without weights "
