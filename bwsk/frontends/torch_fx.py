@@ -141,12 +141,6 @@ def _same(got: Any, expected: Any) -> bool:
     return type(got) is type(expected) and got == expected
 
 
-def _has_tensor(x: Any) -> bool:
-    if isinstance(x, (tuple, list)):
-        return any(map(_has_tensor, x))
-    return isinstance(x, torch.Tensor)
-
-
 def _map(fn, kind: type, x: Any) -> Any:
     """``x`` with ``fn`` applied to each ``kind`` inside tuples, lists and dicts (a call's
     arguments are shallow: pytree's generality costs more than the call itself)."""
@@ -206,7 +200,7 @@ class _Recorder(TorchFunctionMode):
 
     def _metadata(self, func, args: tuple, kwargs: dict) -> Any:
         result = func(*args, **kwargs)
-        if _has_tensor(result):
+        if _tensors(result):
             raise Refused(f"{_name(func)} returns a tensor outside the recording")
         return result
 
